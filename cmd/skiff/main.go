@@ -1,0 +1,121 @@
+// Command skiff is Skiff's one binary: the control plane (skiff server),
+// an embedded kubectl (skiff kubectl), and the tools around them. This file
+// only wires subcommands; the work happens in the packages they call.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"k8s.io/component-base/cli"
+	kubectlcmd "k8s.io/kubectl/pkg/cmd"
+
+	"github.com/skiff-sh/skiff/cluster"
+)
+
+// defaultDataDir is where skiff server keeps its state.
+const defaultDataDir = "/var/lib/skiff"
+
+func main() {
+	// skiff kubectl ... hands everything after "kubectl" to kubectl itself,
+	// flags included, so cobra must not parse them.
+	if len(os.Args) > 1 && os.Args[1] == "kubectl" {
+		os.Exit(runKubectl(os.Args[2:]))
+	}
+	root := &cobra.Command{
+		Use:           "skiff",
+		Short:         "Skiff: Kubernetes in one small binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serverCommand(), kubectlCommand(), versionCommand())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "skiff:", err)
+		os.Exit(1)
+	}
+}
+
+func serverCommand() *cobra.Command {
+	var cfg cluster.ServerConfig
+	var endpoints string
+	var verbose bool
+	c := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: API server on etcd",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if endpoints != "" {
+				cfg.EtcdEndpoints = strings.Split(endpoints, ",")
+			}
+			cfg.Ready = func(info cluster.ReadyInfo) {
+				fmt.Fprintf(os.Stderr, "\nSkiff is ready in %s.\n  API:        %s\n  kubeconfig: %s\n  try:        KUBECONFIG=%s kubectl get namespaces\n             skiff kubectl get namespaces\n\n",
+					info.Elapsed.Round(1e6), info.URL, info.Kubeconfig, info.Kubeconfig)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return cluster.RunServer(ctx, cfg)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "directory for the server's state (PKI, etcd data, keys)")
+	f.IntVar(&cfg.APIPort, "api-port", 6443, "HTTPS port of the API")
+	f.StringVar(&cfg.BindAddress, "bind-address", "0.0.0.0", "address the API listens on")
+	f.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "address other components reach the API on (default: the host's first IPv4 address)")
+	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd in the data dir)")
+	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range Service ClusterIPs come from")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
+	return c
+}
+
+// kubectlCommand only documents `skiff kubectl`; main dispatches it before
+// cobra parses anything.
+func kubectlCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                "kubectl [args...]",
+		Short:              "Run the embedded kubectl (KUBECONFIG, else " + defaultDataDir + "/admin.kubeconfig)",
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			os.Exit(runKubectl(args))
+			return nil
+		},
+	}
+}
+
+// runKubectl runs the embedded kubectl with args, defaulting KUBECONFIG to
+// the local server's admin kubeconfig.
+func runKubectl(args []string) int {
+	if os.Getenv("KUBECONFIG") == "" {
+		if _, err := os.Stat(filepath.Join(defaultDataDir, "admin.kubeconfig")); err == nil {
+			os.Setenv("KUBECONFIG", filepath.Join(defaultDataDir, "admin.kubeconfig"))
+		}
+	}
+	cmd := kubectlcmd.NewDefaultKubectlCommandWithArgs(kubectlcmd.KubectlOptions{
+		PluginHandler: kubectlcmd.NewDefaultPluginHandler([]string{"kubectl"}),
+		Arguments:     append([]string{"kubectl"}, args...),
+		ConfigFlags:   defaultConfigFlags(),
+		IOStreams:     ioStreams(),
+	})
+	cmd.SetArgs(args)
+	return cli.Run(cmd)
+}
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print Skiff's version and the Kubernetes version it serves",
+		Run: func(*cobra.Command, []string) {
+			fmt.Printf("skiff serving Kubernetes %s (%s)\n", cluster.Version.GitVersion, cluster.Version.GoVersion)
+		},
+	}
+}
