@@ -1,0 +1,255 @@
+// Command bench measures the figures docs/benchmarks.md quotes. It runs
+// the real skiff binary (`skiff server`, embedded etcd) as a subprocess on
+// fresh temp data dirs and free loopback ports, drives it with client-go,
+// and reports for each measurement the median, min and max over several
+// runs, since the machines it runs on are shared and noisy:
+//
+//	startup  exec to /readyz 200, on an empty data dir and on a restart
+//	idle     VmRSS and VmHWM of an idle server shortly after ready
+//	creates  ConfigMap and Pod creates/s and p50/p99 latency at 1, 16, 64 clients
+//	list     LIST of 10k and 50k pods (client-go JSON, and kubectl's Table
+//	         pages), time and the server's peak RSS during it
+//	watch    watch delivery lag p50/p99/max under 100 writes/s, events lost
+//
+// Usage (make bench runs the first):
+//
+//	go run ./test/bench -bin bin/skiff
+//	go run ./test/bench -bin bin/skiff -quick -only list -out /tmp/b.json
+//
+// The summary is printed at the end and the whole report is written as
+// JSON to -out. Every server the program starts is stopped, and every temp
+// dir removed, on success, error and Ctrl-C alike.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the sizes and repetitions of one benchmark run.
+type options struct {
+	runs          int // repetitions of the light measurements
+	heavyRuns     int // repetitions of the heavy ones (list, watch)
+	idleSettle    time.Duration
+	createTotal   int
+	listSizes     []int
+	watchRate     int
+	watchDuration time.Duration
+}
+
+// defaultOptions are the full-size settings, or the -quick smoke-run ones.
+func defaultOptions(quick bool) options {
+	if quick {
+		return options{runs: 3, heavyRuns: 2, idleSettle: 3 * time.Second, createTotal: 200,
+			listSizes: []int{1000}, watchRate: 100, watchDuration: 5 * time.Second}
+	}
+	return options{runs: 5, heavyRuns: 3, idleSettle: 10 * time.Second, createTotal: 2000,
+		listSizes: []int{10000, 50000}, watchRate: 100, watchDuration: 30 * time.Second}
+}
+
+// env is what every measurement gets.
+type env struct {
+	lab   *Lab
+	opts  options
+	rep   *Report
+	start time.Time
+	out   io.Writer
+}
+
+// progress prints a progress line, stamped with the time since start.
+func (e *env) progress(format string, args ...any) {
+	fmt.Fprintf(e.out, "[%7.1fs] %s\n", time.Since(e.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// measurement is one named figure (or group of figures) the program takes.
+type measurement struct {
+	name string
+	run  func(context.Context, *env) error
+}
+
+var measurements = []measurement{
+	{"startup", measureStartup},
+	{"idle", measureIdle},
+	{"creates", measureCreates},
+	{"list", measureList},
+	{"watch", measureWatch},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	bin := fs.String("bin", "bin/skiff", "path of the skiff binary to measure")
+	out := fs.String("out", "_out/bench.json", "where to write the JSON report")
+	runs := fs.Int("runs", 0, "repetitions of every measurement (default 5, and 3 for list and watch; -quick 3 and 2)")
+	quick := fs.Bool("quick", false, "small sizes for a smoke run (200 creates, 1k pods, 5 s of watch)")
+	only := fs.String("only", "", "run only these measurements, comma-separated: "+names())
+	listSizes := fs.String("list-sizes", "", "comma-separated pod counts for the list measurement (default 10000,50000; -quick 1000)")
+	verbose := fs.Bool("v", false, "copy the servers' logs to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	opts := defaultOptions(*quick)
+	if *runs > 0 {
+		opts.runs, opts.heavyRuns = *runs, *runs
+	}
+	if *listSizes != "" {
+		sizes, err := parseSizes(*listSizes)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -list-sizes:", err)
+			return 2
+		}
+		opts.listSizes = sizes
+	}
+	selected, err := selectMeasurements(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+
+	var logs io.Writer
+	if *verbose {
+		logs = os.Stderr
+	}
+	lab, err := NewLab(*bin, logs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer lab.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "\nbench: interrupted; stopping servers (again to force)")
+		cancel()
+		if _, ok := <-sigs; ok {
+			lab.Close()
+			os.Exit(130)
+		}
+	}()
+
+	rep := &Report{
+		Meta: Meta{
+			Started: time.Now().UTC(), Binary: lab.bin, Version: binaryVersion(lab.bin),
+			GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
+			CPUs: runtime.NumCPU(), Kernel: kernel(), LoadAvgStart: loadAvg(),
+			Quick: *quick, Runs: opts.runs, HeavyRuns: opts.heavyRuns, Only: *only,
+		},
+		Summary:   []SummaryLine{},
+		Durations: map[string]Secs{},
+	}
+	e := &env{lab: lab, opts: opts, rep: rep, start: time.Now(), out: os.Stderr}
+	e.progress("measuring %s (load %s)", rep.Meta.Version, rep.Meta.LoadAvgStart)
+	failed := false
+	for _, m := range selected {
+		if ctx.Err() != nil {
+			break
+		}
+		e.progress("== %s", m.name)
+		t0 := time.Now()
+		err := m.run(ctx, e)
+		rep.Durations[m.name] = Secs(time.Since(t0).Seconds())
+		if err != nil {
+			failed = true
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				err = errors.New("interrupted")
+			}
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", m.name, err))
+			e.progress("%s failed: %v", m.name, err)
+		}
+	}
+	rep.Meta.Finished = time.Now().UTC()
+	rep.Meta.LoadAvgEnd = loadAvg()
+	rep.PrintSummary(os.Stdout)
+	if err := rep.WriteJSON(*out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	fmt.Printf("\nreport written to %s\n", *out)
+	if failed || ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// selectMeasurements picks the measurements -only names, in their usual
+// order; empty means all.
+func selectMeasurements(only string) ([]measurement, error) {
+	if strings.TrimSpace(only) == "" {
+		return measurements, nil
+	}
+	want := map[string]bool{}
+	for _, n := range strings.Split(only, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.ContainsFunc(measurements, func(m measurement) bool { return m.name == n }) {
+			return nil, fmt.Errorf("-only: unknown measurement %q (have %s)", n, names())
+		}
+		want[n] = true
+	}
+	var out []measurement
+	for _, m := range measurements {
+		if want[m.name] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func names() string {
+	var ns []string
+	for _, m := range measurements {
+		ns = append(ns, m.name)
+	}
+	return strings.Join(ns, ", ")
+}
+
+// parseSizes reads a comma-separated list of positive counts.
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("bad count %q: %w", f, err)
+		}
+		if n <= 0 {
+			return nil, fmt.Errorf("count %d is not positive", n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// binaryVersion is what `skiff version` prints, or "skiff (unknown version)".
+func binaryVersion(bin string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "version").Output()
+	if err != nil {
+		return "skiff (unknown version)"
+	}
+	return strings.TrimSpace(string(out))
+}
