@@ -66,6 +66,10 @@ func (s *Server) admitCreate(ctx context.Context, res *registry.Resource, obj ru
 		if err := s.resolvePriority(ctx, &o.Spec); err != nil {
 			return err
 		}
+		if o.Spec.PreemptionPolicy == nil {
+			p := corev1.PreemptLowerPriority
+			o.Spec.PreemptionPolicy = &p
+		}
 		o.Status.QOSClass = qosClass(&o.Spec)
 	case *corev1.Namespace:
 		if len(o.Spec.Finalizers) == 0 {

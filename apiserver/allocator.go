@@ -365,3 +365,17 @@ func keepServiceAllocations(obj, old runtime.Object) {
 		keepAllocations(svc, oldSvc)
 	}
 }
+
+// dropStaleServiceFields clears what a Service turned ExternalName no
+// longer has (its addresses and IP families), as kube does on that change.
+func dropStaleServiceFields(obj, old runtime.Object) {
+	svc, ok1 := obj.(*corev1.Service)
+	oldSvc, ok2 := old.(*corev1.Service)
+	if !ok1 || !ok2 || svc.Spec.Type != corev1.ServiceTypeExternalName || oldSvc.Spec.Type == corev1.ServiceTypeExternalName {
+		return
+	}
+	svc.Spec.ClusterIP = ""
+	svc.Spec.ClusterIPs = nil
+	svc.Spec.IPFamilies = nil
+	svc.Spec.IPFamilyPolicy = nil
+}

@@ -78,6 +78,7 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, ns st
 	for attempt := 0; ; attempt++ {
 		if generated {
 			m.SetName(m.GetGenerateName() + randomSuffix())
+			defaults.Apply(obj) // defaults that follow the name (a namespace's name label)
 		}
 		if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 			return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), m.GetName(), errs)
@@ -195,6 +196,7 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 			return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("%s", conflictMessage))
 		}
 		normalize(newObj)
+		dropStaleServiceFields(newObj, cur)
 		merged, err := s.prepareForUpdate(res, opts.subresource, newObj, cur)
 		if err != nil {
 			return nil, false, err
