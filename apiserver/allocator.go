@@ -366,16 +366,53 @@ func keepServiceAllocations(obj, old runtime.Object) {
 	}
 }
 
-// dropStaleServiceFields clears what a Service turned ExternalName no
-// longer has (its addresses and IP families), as kube does on that change.
+// dropStaleServiceFields clears, when a Service changes type, the fields
+// only the old type had and the client left as they were (kube does the
+// same): node ports and the external traffic fields when it stops being
+// NodePort or LoadBalancer, addresses and IP families when it becomes
+// ExternalName, load-balancer fields when it stops being a LoadBalancer.
 func dropStaleServiceFields(obj, old runtime.Object) {
 	svc, ok1 := obj.(*corev1.Service)
 	oldSvc, ok2 := old.(*corev1.Service)
-	if !ok1 || !ok2 || svc.Spec.Type != corev1.ServiceTypeExternalName || oldSvc.Spec.Type == corev1.ServiceTypeExternalName {
+	if !ok1 || !ok2 || svc.Spec.Type == oldSvc.Spec.Type {
 		return
 	}
-	svc.Spec.ClusterIP = ""
-	svc.Spec.ClusterIPs = nil
-	svc.Spec.IPFamilies = nil
-	svc.Spec.IPFamilyPolicy = nil
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		if svc.Spec.ClusterIP == oldSvc.Spec.ClusterIP {
+			svc.Spec.ClusterIP = ""
+			svc.Spec.ClusterIPs = nil
+		}
+		svc.Spec.IPFamilies = nil
+		svc.Spec.IPFamilyPolicy = nil
+	}
+	external := func(t corev1.ServiceType) bool {
+		return t == corev1.ServiceTypeNodePort || t == corev1.ServiceTypeLoadBalancer
+	}
+	if external(oldSvc.Spec.Type) && !external(svc.Spec.Type) {
+		for i := range svc.Spec.Ports {
+			for _, op := range oldSvc.Spec.Ports {
+				if op.Port == svc.Spec.Ports[i].Port && op.NodePort == svc.Spec.Ports[i].NodePort {
+					svc.Spec.Ports[i].NodePort = 0
+				}
+			}
+		}
+		if svc.Spec.ExternalTrafficPolicy == oldSvc.Spec.ExternalTrafficPolicy {
+			svc.Spec.ExternalTrafficPolicy = ""
+		}
+	}
+	if oldSvc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		if svc.Spec.HealthCheckNodePort == oldSvc.Spec.HealthCheckNodePort {
+			svc.Spec.HealthCheckNodePort = 0
+		}
+		if equalPtr(svc.Spec.AllocateLoadBalancerNodePorts, oldSvc.Spec.AllocateLoadBalancerNodePorts) {
+			svc.Spec.AllocateLoadBalancerNodePorts = nil
+		}
+		if equalPtr(svc.Spec.LoadBalancerClass, oldSvc.Spec.LoadBalancerClass) {
+			svc.Spec.LoadBalancerClass = nil
+		}
+	}
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }

@@ -85,6 +85,12 @@ func (s *Server) ensureKubernetesService(ctx context.Context) error {
 	if err := s.ensure(ctx, corev1.SchemeGroupVersion.WithResource("services"), svc, nil); err != nil {
 		return err
 	}
+	if addr.Addr().IsLoopback() {
+		// Nothing outside this host could use a loopback endpoint, and
+		// Endpoints may not hold one: leave the service without endpoints.
+		s.log.Warn("advertise address is loopback: the kubernetes service gets no endpoints", "address", addr)
+		return nil
+	}
 	subsets := []corev1.EndpointSubset{{
 		Addresses: []corev1.EndpointAddress{{IP: addr.Addr().String()}},
 		Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(addr.Port()), Protocol: corev1.ProtocolTCP}},

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
 )
 
 // Media types the server speaks.
@@ -153,7 +154,7 @@ func writeObject(w http.ResponseWriter, out output, code int, obj runtime.Object
 // writeError answers with a Kubernetes Status for err.
 func writeError(w http.ResponseWriter, out output, err error) {
 	st := statusFor(err)
-	st.SetGroupVersionKind(metav1.SchemeGroupVersion.WithKind("Status"))
+	st.SetGroupVersionKind(statusKind)
 	media := out.media
 	if media == "" || media == mediaYAML {
 		media = mediaJSON
@@ -167,6 +168,9 @@ func writeError(w http.ResponseWriter, out output, err error) {
 	w.WriteHeader(int(st.Code))
 	_, _ = w.Write(buf.Bytes())
 }
+
+// statusKind is how kube-apiserver labels Status bodies: apiVersion v1.
+var statusKind = schema.GroupVersionKind{Version: "v1", Kind: "Status"}
 
 // statusFor turns any error into a Status; errors that are not API errors
 // become 500s.
@@ -271,3 +275,42 @@ func jsonIndent(dst *bytes.Buffer, src []byte) error {
 func notAcceptable(msg string) error {
 	return apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "", msg, 0, false)
 }
+
+// protoMessage is a generated k8s.io type that unmarshals itself.
+type protoMessage interface{ Unmarshal([]byte) error }
+
+// decodeLoose reads a body into into by its fields alone, whatever
+// apiVersion it names: for option-like types (DeleteOptions, Eviction) that
+// clients send under many group versions. JSON, YAML and protobuf bodies
+// are understood.
+func decodeLoose(contentType string, body []byte, into protoMessage) error {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == mediaProtobuf {
+		raw := body
+		if bytes.HasPrefix(raw, protobufMagic) {
+			var u runtime.Unknown
+			if err := u.Unmarshal(raw[len(protobufMagic):]); err != nil {
+				return apierrors.NewBadRequest(fmt.Sprintf("the protobuf body is malformed: %v", err))
+			}
+			raw = u.Raw
+		}
+		if err := into.Unmarshal(raw); err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("the protobuf body is malformed: %v", err))
+		}
+		return nil
+	}
+	js := bytes.TrimSpace(body)
+	if len(js) == 0 || (js[0] != '{' && js[0] != '[') {
+		var err error
+		if js, err = yaml.YAMLToJSON(body); err != nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("the body is not valid JSON or YAML: %v", err))
+		}
+	}
+	if err := stdjson.Unmarshal(js, into); err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("the body is malformed: %v", err))
+	}
+	return nil
+}
+
+// protobufMagic starts every Kubernetes protobuf envelope.
+var protobufMagic = []byte{0x6b, 0x38, 0x73, 0x00}

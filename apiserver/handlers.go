@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -333,12 +332,8 @@ func (s *Server) deleteOptions(rc *reqContext) (*metav1.DeleteOptions, error) {
 	}
 	if len(trimSpace(body)) > 0 {
 		// DeleteOptions come under any group's apiVersion; read the fields.
-		js, err := toJSON(body)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the DeleteOptions are not valid JSON or YAML: %v", err))
-		}
-		if err := json.Unmarshal(js, opts); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the DeleteOptions are malformed: %v", err))
+		if err := decodeLoose(rc.r.Header.Get("Content-Type"), body, opts); err != nil {
+			return nil, err
 		}
 		opts.TypeMeta = metav1.TypeMeta{}
 	}

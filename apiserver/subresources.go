@@ -228,7 +228,7 @@ func (s *Server) serveBinding(rc *reqContext) {
 
 func successStatus() *metav1.Status {
 	st := &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}
-	st.SetGroupVersionKind(metav1.SchemeGroupVersion.WithKind("Status"))
+	st.SetGroupVersionKind(statusKind)
 	return st
 }
 
@@ -255,7 +255,7 @@ func (s *Server) serveEviction(rc *reqContext) {
 		rc.fail(err)
 		return
 	}
-	if _, err := decodeEviction(rc.r.Header.Get("Content-Type"), body, ev); err != nil {
+	if err := decodeEviction(rc.r.Header.Get("Content-Type"), body, ev); err != nil {
 		rc.fail(err)
 		return
 	}
@@ -290,23 +290,9 @@ func (s *Server) serveEviction(rc *reqContext) {
 	writeObject(rc.w, rc.out, http.StatusCreated, successStatus())
 }
 
-func decodeEviction(ct string, body []byte, ev *policyv1.Eviction) ([]string, error) {
-	// policy/v1beta1 Evictions have the same shape; read either.
-	raw, err := toJSON(body)
-	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
-	}
-	return decodeInto(mediaJSON, []byte(fixEvictionVersion(string(raw))), ev, metav1.FieldValidationIgnore)
-}
-
-func fixEvictionVersion(s string) string {
-	const old = `"policy/v1beta1"`
-	for i := 0; i+len(old) <= len(s); i++ {
-		if s[i:i+len(old)] == old {
-			return s[:i] + `"policy/v1"` + s[i+len(old):]
-		}
-	}
-	return s
+func decodeEviction(ct string, body []byte, ev *policyv1.Eviction) error {
+	// policy/v1beta1 Evictions have the same fields; read either.
+	return decodeLoose(ct, body, ev)
 }
 
 // takeDisruption checks the pod's budgets and records the disruption in

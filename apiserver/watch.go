@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -127,7 +128,7 @@ func (s *Server) serveWatch(rc *reqContext) {
 		}
 		if ev.Err != nil {
 			st := statusFor(s.watchError(ev.Err, from))
-			st.SetGroupVersionKind(metav1.SchemeGroupVersion.WithKind("Status"))
+			st.SetGroupVersionKind(statusKind)
 			_ = enc.write(watch.Error, st)
 			flush()
 			return
@@ -160,7 +161,7 @@ func (s *Server) serveWatch(rc *reqContext) {
 
 // watchError maps a store watch failure to its API error.
 func (s *Server) watchError(err error, from int64) error {
-	if err == storage.ErrCompacted {
+	if errors.Is(err, storage.ErrCompacted) {
 		return apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d", from))
 	}
 	return apierrors.NewInternalError(err)
@@ -210,7 +211,10 @@ func (s *Server) translate(rc *reqContext, sel selection, ev storage.Event) (wat
 		case was && now:
 			return watch.Modified, obj, nil
 		case was && !now:
-			return watch.Deleted, obj, nil
+			// The client last saw old; it leaves the selection at this
+			// event's revision, as kube reports it.
+			_ = setRV(old, ev.KV.Revision)
+			return watch.Deleted, old, nil
 		case !was && now:
 			return watch.Added, obj, nil
 		}
