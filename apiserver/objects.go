@@ -99,31 +99,39 @@ func (o *objects) encode(r *registry.Resource, key string, obj runtime.Object) (
 
 // decode turns a stored KV into r's typed object with its resourceVersion.
 func (o *objects) decode(r *registry.Resource, kv storage.KV) (runtime.Object, error) {
+	obj, _, err := o.decodeState(r, kv)
+	return obj, err
+}
+
+// decodeState is decode that also says whether the stored value is stale:
+// encrypted with an older key, or not encrypted where it should be.
+func (o *objects) decodeState(r *registry.Resource, kv storage.KV) (runtime.Object, bool, error) {
 	sr := storedAs(r)
 	data := kv.Value
+	stale := false
 	if encrypted(sr) && o.encrypter != nil {
-		plain, _, err := o.encrypter.Decrypt(data, []byte(kv.Key))
+		plain, st, err := o.encrypter.Decrypt(data, []byte(kv.Key))
 		if err != nil {
-			return nil, fmt.Errorf("decrypting %s: %w", kv.Key, err)
+			return nil, false, fmt.Errorf("decrypting %s: %w", kv.Key, err)
 		}
-		data = plain
+		data, stale = plain, st
 	}
 	obj := sr.New()
 	if _, _, err := protoCodec.Decode(data, nil, obj); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		return nil, false, fmt.Errorf("decoding %s: %w", kv.Key, err)
 	}
 	if r.StorageResource != nil {
 		conv, err := r.FromStorage(obj)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		obj = conv
 	}
 	obj.GetObjectKind().SetGroupVersionKind(r.GroupVersionKind())
 	if err := setRV(obj, kv.Revision); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return obj, nil
+	return obj, stale, nil
 }
 
 func setRV(obj runtime.Object, rev int64) error {
@@ -142,6 +150,15 @@ func (o *objects) get(ctx context.Context, r *registry.Resource, ns, name string
 		return nil, o.apiError(r, name, err)
 	}
 	return o.decode(r, kv)
+}
+
+// getState reads one object and says whether its stored value is stale.
+func (o *objects) getState(ctx context.Context, r *registry.Resource, ns, name string) (runtime.Object, bool, error) {
+	kv, err := o.kv.Get(ctx, objectKey(r, ns, name))
+	if err != nil {
+		return nil, false, o.apiError(r, name, err)
+	}
+	return o.decodeState(r, kv)
 }
 
 // create stores a new object and returns it with its resourceVersion.

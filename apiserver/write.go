@@ -165,7 +165,7 @@ func managedSub(sub string) string {
 // between, unless the caller pinned a resourceVersion (then it is a 409).
 func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, name string, opts updateOptions, try updateFunc) (obj runtime.Object, created bool, err error) {
 	for attempt := 0; ; attempt++ {
-		cur, err := s.objects.get(ctx, res, ns, name)
+		cur, stale, err := s.objects.getState(ctx, res, ns, name)
 		if apierrors.IsNotFound(err) && opts.allowCreate && opts.subresource == "" {
 			newObj, err := try(nil)
 			if err != nil {
@@ -214,8 +214,10 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		mm, _ := meta.Accessor(merged)
 		mm.SetResourceVersion(fmt.Sprint(curRV))
 		merged.GetObjectKind().SetGroupVersionKind(cur.GetObjectKind().GroupVersionKind())
-		if equality.Semantic.DeepEqual(merged, cur) {
-			return cur, false, nil // a no-op writes nothing and keeps the resourceVersion
+		if !stale && equality.Semantic.DeepEqual(merged, cur) {
+			// A no-op writes nothing and keeps the resourceVersion; a stale
+			// value is rewritten so it is encrypted with the current key.
+			return cur, false, nil
 		}
 		if opts.dryRun {
 			return merged, false, nil

@@ -41,8 +41,9 @@
 //  3. Restart the server (every server, if there are several). New and
 //     updated secrets are now encrypted with the new key; old ones still
 //     decrypt with the second key and are reported as stale.
-//  4. Rewrite every secret so it is re-encrypted with the new key (the
-//     server's re-encryption command, or read-and-replace each Secret).
+//  4. Rewrite every secret so it is re-encrypted with the new key:
+//     `kubectl get secrets -A -o json | kubectl replace -f -` (the API
+//     server rewrites a stale value even when the replace changes nothing).
 //  5. Remove the old key from the file and restart again. From here on a
 //     value still encrypted with the removed key fails to decrypt with an
 //     error that names the missing key, so do not skip step 4.

@@ -3,6 +3,10 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -107,5 +111,78 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 	}
 	if string(after.Data["password"]) != plain3 {
 		t.Fatalf("secret after restart reads %q", after.Data["password"])
+	}
+}
+
+// TestEncryptionKeyRotation follows docs/operations-encryption.md: a new key
+// first in the file, a restart, an unchanged replace of every Secret, and
+// the old key can go.
+func TestEncryptionKeyRotation(t *testing.T) {
+	t.Parallel()
+	srv, endpoints := startExternal(t)
+	cs := newClient(t, srv)
+	ctx := testCtx(t)
+	ns := makeNamespace(t, cs, "rotate")
+	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "s"},
+		Data:       map[string][]byte{"k": []byte("rotate-me")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const key = "/registry/core/secrets/rotate/s"
+	if raw := rawEtcdValue(t, endpoints, key); !bytes.HasPrefix(raw, []byte("k8s:enc:aesgcm:v1:key1:")) {
+		t.Fatalf("stored with %.30q, want key1", raw)
+	}
+
+	// Steps 1-3: a new key first, the old one second, restart.
+	path := filepath.Join(srv.DataDir, "encryption.json")
+	var file struct {
+		Keys []struct {
+			Name   string `json:"name"`
+			Secret string `json:"secret"`
+		} `json:"keys"`
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &file); err != nil || len(file.Keys) != 1 {
+		t.Fatalf("key file: %v, %d keys", err, len(file.Keys))
+	}
+	old := file.Keys[0]
+	fresh := old
+	fresh.Name = "key2"
+	fresh.Secret = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	file.Keys = append(file.Keys, old)
+	file.Keys[0] = fresh
+	out, _ := json.Marshal(file)
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	cs = newClient(t, srv)
+
+	// Step 4: an unchanged replace rewrites the value with the new key.
+	s, err := cs.CoreV1().Secrets(ns).Get(ctx, "s", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if raw := rawEtcdValue(t, endpoints, key); !bytes.HasPrefix(raw, []byte("k8s:enc:aesgcm:v1:key2:")) {
+		t.Fatalf("after the rewrite stored with %.30q, want key2", raw)
+	}
+
+	// Step 5: drop the old key; the secret still reads.
+	file.Keys = file.Keys[:1]
+	out, _ = json.Marshal(file)
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	got, err := newClient(t, srv).CoreV1().Secrets(ns).Get(ctx, "s", metav1.GetOptions{})
+	if err != nil || string(got.Data["k"]) != "rotate-me" {
+		t.Fatalf("after dropping the old key: %v, %q", err, got.Data["k"])
 	}
 }
