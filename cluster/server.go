@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -62,6 +63,12 @@ type ServerConfig struct {
 	// Listener, if set, is used instead of listening on BindAddress and
 	// APIPort (tests pass one on a free port).
 	Listener net.Listener
+	// DisableScheduler and DisableControllers leave those parts out (a
+	// server that only serves the API, or another server runs them).
+	DisableScheduler   bool
+	DisableControllers bool
+	// Election tunes leader election; zero values take the defaults.
+	Election ControlPlaneTiming
 }
 
 // ReadyInfo describes a server that just became ready.
@@ -187,18 +194,50 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 			return fmt.Errorf("API listener: %w", err)
 		}
 	}
+	// The API outlives the control plane: on shutdown the components stop
+	// first, then the API server.
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAPI()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- api.Serve(ctx, l, tlsConfig) }()
+	go func() { serveErr <- api.Serve(apiCtx, l, tlsConfig) }()
 
 	if err := bootstrap(ctx, api); err != nil {
 		return err
 	}
 	api.SetReady(true)
+	var groups []electedGroup
+	if !cfg.DisableScheduler {
+		groups = append(groups, schedulerGroup())
+	}
+	if !cfg.DisableControllers {
+		groups = append(groups, controllerGroup(controllerOptions{caPEM: ca.CertPEM}))
+	}
+	var cp sync.WaitGroup
+	for _, g := range groups {
+		rc, err := componentConfig(cfg.DataDir, ca, url, g, now)
+		if err != nil {
+			return err
+		}
+		cp.Add(1)
+		go func() {
+			defer cp.Done()
+			if err := runElected(ctx, rc, g, cfg.Election, log); err != nil {
+				log.Error("control plane group stopped", "group", g.lease, "err", err)
+			}
+		}()
+	}
 	elapsed := time.Since(start)
 	log.Info("skiff server is ready", "url", url, "kubeconfig", kubeconfig, "elapsed", elapsed.Round(time.Millisecond))
 	if cfg.Ready != nil {
 		cfg.Ready(ReadyInfo{URL: url, Kubeconfig: kubeconfig, Elapsed: elapsed})
 	}
+	select {
+	case err = <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	cp.Wait()
+	stopAPI()
 	err = <-serveErr
 	log.Info("skiff server stopped")
 	return err

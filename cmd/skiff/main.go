@@ -35,7 +35,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCommand(), kubectlCommand(), versionCommand())
+	root.AddCommand(serverCommand(), kubectlCommand(), simCommand(), versionCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "skiff:", err)
 		os.Exit(1)
@@ -75,6 +75,8 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd in the data dir)")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range Service ClusterIPs come from")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
+	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
+	f.BoolVar(&cfg.DisableControllers, "disable-controllers", false, "do not run the controllers in this server")
 	return c
 }
 

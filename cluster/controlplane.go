@@ -1,0 +1,136 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-sh/skiff/controllers/leader"
+	"github.com/skiff-sh/skiff/pki"
+)
+
+// Runnable is a long-running part: Start blocks until ctx ends.
+type Runnable interface {
+	Start(ctx context.Context) error
+}
+
+// component builds one Runnable from an API client and a shared informer
+// factory. Builders request their informers from the factory; the factory
+// starts after every builder ran.
+type component struct {
+	name  string
+	build func(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) (Runnable, error)
+}
+
+// electedGroup is a set of components that act only while this server
+// holds one Lease: the controller manager, and the scheduler.
+type electedGroup struct {
+	lease      string
+	user       string   // the group's client identity (certificate CN)
+	groups     []string // and organizations
+	components []component
+}
+
+// ControlPlaneTiming tunes leader election (tests shorten it).
+type ControlPlaneTiming struct {
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// runElected runs a group under leader election until ctx ends. While
+// this server leads, the group's components run on a fresh informer
+// factory; when leadership is lost they all stop before the next campaign.
+func runElected(ctx context.Context, cfg *rest.Config, g electedGroup, timing ControlPlaneTiming, log *slog.Logger) error {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: client: %w", g.lease, err)
+	}
+	host, _ := os.Hostname()
+	identity := host + "_" + uuid.NewString()
+	log = log.With("component", g.lease)
+	return leader.Run(ctx, client, leader.Options{
+		Name:          g.lease,
+		Identity:      identity,
+		LeaseDuration: timing.LeaseDuration,
+		RenewDeadline: timing.RenewDeadline,
+		RetryPeriod:   timing.RetryPeriod,
+		Log:           log,
+	}, func(lctx context.Context) {
+		if err := runComponents(lctx, client, g.components, log); err != nil {
+			log.Error("components failed", "err", err)
+		}
+	})
+}
+
+// runComponents builds every component on one informer factory, starts
+// the factory and the components, and waits until ctx ends or one of them
+// fails (then the others are stopped too).
+func runComponents(ctx context.Context, client kubernetes.Interface, comps []component, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	var runs []Runnable
+	var names []string
+	for _, c := range comps {
+		r, err := c.build(client, factory, log.With("controller", c.name))
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		runs = append(runs, r)
+		names = append(names, c.name)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(runs))
+	for i, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Start(ctx); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", names[i], err)
+				cancel()
+			}
+		}()
+	}
+	log.Info("control plane components running", "components", names)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// componentConfig is a client configuration for a control-plane group,
+// with its own client certificate so the API server (and audit) can tell
+// the components apart.
+func componentConfig(dataDir string, ca *pki.CA, apiURL string, g electedGroup, now time.Time) (*rest.Config, error) {
+	dir := filepath.Join(dataDir, "pki")
+	certPEM, keyPEM, err := pki.EnsureClientCert(dir, g.lease, g.user, g.groups, ca, now)
+	if err != nil {
+		return nil, fmt.Errorf("%s certificate: %w", g.lease, err)
+	}
+	path := filepath.Join(dataDir, g.lease+".kubeconfig")
+	if err := pki.WriteKubeconfig(path, apiURL, "skiff", g.user, ca.CertPEM, certPEM, keyPEM); err != nil {
+		return nil, err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	cfg.UserAgent = g.lease
+	return cfg, nil
+}
