@@ -9,6 +9,8 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-sh/skiff/apiserver/registry"
 )
 
 // eventColumns are the columns of core and events.k8s.io events alike. As
@@ -36,7 +38,7 @@ func eventPrinters() map[schema.GroupKind]kindPrinter {
 		{Kind: "Event"}: printer(eventColumns(), coreEventCells),
 		{Group: "events.k8s.io", Kind: "Event"}: printer(eventColumns(),
 			func(e *eventsv1.Event, now time.Time) []interface{} {
-				return coreEventCells(eventsToCore(e), now)
+				return coreEventCells(registry.CoreEvent(e), now)
 			}),
 	}
 }
@@ -89,27 +91,4 @@ func coreEventCells(e *corev1.Event, now time.Time) []interface{} {
 		strconv.Itoa(int(count)),
 		e.Name,
 	}
-}
-
-// eventsToCore views an events.k8s.io event as the core event it is
-// stored as, for printing.
-func eventsToCore(e *eventsv1.Event) *corev1.Event {
-	out := &corev1.Event{
-		ObjectMeta:          e.ObjectMeta,
-		InvolvedObject:      e.Regarding,
-		Reason:              e.Reason,
-		Message:             e.Note,
-		Source:              e.DeprecatedSource,
-		FirstTimestamp:      e.DeprecatedFirstTimestamp,
-		LastTimestamp:       e.DeprecatedLastTimestamp,
-		Count:               e.DeprecatedCount,
-		Type:                e.Type,
-		EventTime:           e.EventTime,
-		ReportingController: e.ReportingController,
-		ReportingInstance:   e.ReportingInstance,
-	}
-	if e.Series != nil {
-		out.Series = &corev1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
-	}
-	return out
 }

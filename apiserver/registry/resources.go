@@ -233,6 +233,12 @@ func eventsToCore(o runtime.Object) (runtime.Object, error) {
 	if !ok {
 		return nil, fmt.Errorf("registry: want *eventsv1.Event, got %T", o)
 	}
+	return CoreEvent(e), nil
+}
+
+// CoreEvent is the core/v1 view of an events.k8s.io/v1 Event: the same
+// event under the older field names.
+func CoreEvent(e *eventsv1.Event) *corev1.Event {
 	out := &corev1.Event{
 		ObjectMeta:          e.ObjectMeta,
 		InvolvedObject:      e.Regarding,
@@ -253,7 +259,7 @@ func eventsToCore(o runtime.Object) (runtime.Object, error) {
 	if e.Series != nil {
 		out.Series = &corev1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
 	}
-	return out, nil
+	return out
 }
 
 // eventsFromCore is the inverse of eventsToCore.
