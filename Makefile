@@ -15,7 +15,7 @@ deps: ## install what building and testing need (Debian packages, Go modules)
 	@scripts/deps.sh
 
 build: ## build bin/skiff
-	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN) ./cmd/skiff
+	$(GO) build -trimpath -ldflags "$$(scripts/ldflags.sh)" -o $(BIN) ./cmd/skiff
 
 run: deps build ## start a one-node cluster and show it working
 	@DATA_DIR=$(DATA_DIR) scripts/run.sh

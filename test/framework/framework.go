@@ -35,6 +35,8 @@ type Server struct {
 	// EtcdEndpoints, when set, is the external etcd the server uses.
 	EtcdEndpoints []string
 
+	opts Options
+
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan error
@@ -49,12 +51,17 @@ type Options struct {
 	EtcdEndpoints []string
 	// Log, when set, receives the server's logs; default discards them.
 	Log io.Writer
+	// ControlPlane runs the server's scheduler and controllers too. Off by
+	// default: a test of one controller runs that controller itself.
+	ControlPlane bool
+	// Election shortens leader election for tests of failover.
+	Election cluster.ControlPlaneTiming
 }
 
 // StartServer starts a server and waits until it is ready.
 func StartServer(t testing.TB, opts Options) *Server {
 	t.Helper()
-	s := &Server{t: t, DataDir: opts.DataDir, Port: opts.Port, EtcdEndpoints: opts.EtcdEndpoints}
+	s := &Server{t: t, DataDir: opts.DataDir, Port: opts.Port, EtcdEndpoints: opts.EtcdEndpoints, opts: opts}
 	if s.DataDir == "" {
 		s.DataDir = t.TempDir()
 	}
@@ -86,12 +93,15 @@ func (s *Server) start(logw io.Writer) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	cfg := cluster.ServerConfig{
-		DataDir:          s.DataDir,
-		Listener:         l,
-		AdvertiseAddress: "127.0.0.1",
-		EtcdEndpoints:    s.EtcdEndpoints,
-		Log:              slog.New(slog.NewTextHandler(logw, nil)),
-		Ready:            func(cluster.ReadyInfo) { close(ready) },
+		DataDir:            s.DataDir,
+		Listener:           l,
+		AdvertiseAddress:   "127.0.0.1",
+		EtcdEndpoints:      s.EtcdEndpoints,
+		Log:                slog.New(slog.NewTextHandler(logw, nil)),
+		Ready:              func(cluster.ReadyInfo) { close(ready) },
+		DisableScheduler:   !s.opts.ControlPlane,
+		DisableControllers: !s.opts.ControlPlane,
+		Election:           s.opts.Election,
 	}
 	go func() { done <- cluster.RunServer(ctx, cfg) }()
 	select {
@@ -184,7 +194,12 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(root, "bin", "skiff")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/skiff")
+		flags, err := exec.Command(filepath.Join(root, "scripts", "ldflags.sh")).Output()
+		if err != nil {
+			buildErr = fmt.Errorf("scripts/ldflags.sh: %v", err)
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", strings.TrimSpace(string(flags)), "-o", binPath, "./cmd/skiff")
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
