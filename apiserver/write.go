@@ -208,7 +208,9 @@ func (s *Server) updateObject(ctx context.Context, res *registry.Resource, ns, n
 		if errs := validateUpdate(opts.subresource, merged, cur); len(errs) > 0 {
 			return nil, false, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), name, errs)
 		}
-		if !opts.applied {
+		if !opts.applied && opts.subresource != "binding" {
+			// A binding is the scheduler's write of one field and, as in
+			// kube, is not recorded as a field manager.
 			merged = s.trackUpdate(res, managedSub(opts.subresource), cur, merged, managerFrom(ctx))
 		}
 		mm, _ := meta.Accessor(merged)
