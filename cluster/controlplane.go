@@ -25,21 +25,33 @@ type Runnable interface {
 	Start(ctx context.Context) error
 }
 
-// component builds one Runnable from an API client and a shared informer
-// factory. Builders request their informers from the factory; the factory
-// starts after every builder ran.
-type component struct {
-	name  string
-	build func(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) (Runnable, error)
+// Component is one control-plane loop (the scheduler, a controller). Build
+// makes it from the environment; builders request their informers from the
+// shared factory, which starts after every builder ran.
+type Component struct {
+	Name  string
+	Build func(env ComponentEnv) (Runnable, error)
 }
 
-// electedGroup is a set of components that act only while this server
-// holds one Lease: the controller manager, and the scheduler.
-type electedGroup struct {
-	lease      string
-	user       string   // the group's client identity (certificate CN)
-	groups     []string // and organizations
-	components []component
+// ComponentEnv is what a component is built from.
+type ComponentEnv struct {
+	Client  kubernetes.Interface
+	Factory informers.SharedInformerFactory
+	Log     *slog.Logger
+	// CACertPEM is the cluster CA, for components that publish it.
+	CACertPEM []byte
+}
+
+// ElectedGroup is a set of components that act only while this server
+// holds one Lease, as kube-controller-manager and kube-scheduler do.
+// Package controlplane defines Skiff's groups.
+type ElectedGroup struct {
+	// Lease names the Lease in kube-system (and the group's kubeconfig).
+	Lease string
+	// User and Groups are the group's client certificate identity.
+	User       string
+	Groups     []string
+	Components []Component
 }
 
 // ControlPlaneTiming tunes leader election (tests shorten it).
@@ -50,23 +62,23 @@ type ControlPlaneTiming struct {
 // runElected runs a group under leader election until ctx ends. While
 // this server leads, the group's components run on a fresh informer
 // factory; when leadership is lost they all stop before the next campaign.
-func runElected(ctx context.Context, cfg *rest.Config, g electedGroup, timing ControlPlaneTiming, log *slog.Logger) error {
+func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing ControlPlaneTiming, caPEM []byte, log *slog.Logger) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("%s: client: %w", g.lease, err)
+		return fmt.Errorf("%s: client: %w", g.Lease, err)
 	}
 	host, _ := os.Hostname()
 	identity := host + "_" + uuid.NewString()
-	log = log.With("component", g.lease)
+	log = log.With("component", g.Lease)
 	return leader.Run(ctx, client, leader.Options{
-		Name:          g.lease,
+		Name:          g.Lease,
 		Identity:      identity,
 		LeaseDuration: timing.LeaseDuration,
 		RenewDeadline: timing.RenewDeadline,
 		RetryPeriod:   timing.RetryPeriod,
 		Log:           log,
 	}, func(lctx context.Context) {
-		if err := runComponents(lctx, client, g.components, log); err != nil {
+		if err := runComponents(lctx, client, g.Components, caPEM, log); err != nil {
 			log.Error("components failed", "err", err)
 		}
 	})
@@ -75,19 +87,19 @@ func runElected(ctx context.Context, cfg *rest.Config, g electedGroup, timing Co
 // runComponents builds every component on one informer factory, starts
 // the factory and the components, and waits until ctx ends or one of them
 // fails (then the others are stopped too).
-func runComponents(ctx context.Context, client kubernetes.Interface, comps []component, log *slog.Logger) error {
+func runComponents(ctx context.Context, client kubernetes.Interface, comps []Component, caPEM []byte, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	factory := informers.NewSharedInformerFactory(client, 0)
 	var runs []Runnable
 	var names []string
 	for _, c := range comps {
-		r, err := c.build(client, factory, log.With("controller", c.name))
+		r, err := c.Build(ComponentEnv{Client: client, Factory: factory, Log: log.With("controller", c.Name), CACertPEM: caPEM})
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
+			return fmt.Errorf("%s: %w", c.Name, err)
 		}
 		runs = append(runs, r)
-		names = append(names, c.name)
+		names = append(names, c.Name)
 	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
@@ -116,14 +128,14 @@ func runComponents(ctx context.Context, client kubernetes.Interface, comps []com
 // componentConfig is a client configuration for a control-plane group,
 // with its own client certificate so the API server (and audit) can tell
 // the components apart.
-func componentConfig(dataDir string, ca *pki.CA, apiURL string, g electedGroup, now time.Time) (*rest.Config, error) {
+func componentConfig(dataDir string, ca *pki.CA, apiURL string, g ElectedGroup, now time.Time) (*rest.Config, error) {
 	dir := filepath.Join(dataDir, "pki")
-	certPEM, keyPEM, err := pki.EnsureClientCert(dir, g.lease, g.user, g.groups, ca, now)
+	certPEM, keyPEM, err := pki.EnsureClientCert(dir, g.Lease, g.User, g.Groups, ca, now)
 	if err != nil {
-		return nil, fmt.Errorf("%s certificate: %w", g.lease, err)
+		return nil, fmt.Errorf("%s certificate: %w", g.Lease, err)
 	}
-	path := filepath.Join(dataDir, g.lease+".kubeconfig")
-	if err := pki.WriteKubeconfig(path, apiURL, "skiff", g.user, ca.CertPEM, certPEM, keyPEM); err != nil {
+	path := filepath.Join(dataDir, g.Lease+".kubeconfig")
+	if err := pki.WriteKubeconfig(path, apiURL, "skiff", g.User, ca.CertPEM, certPEM, keyPEM); err != nil {
 		return nil, err
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
@@ -131,6 +143,7 @@ func componentConfig(dataDir string, ca *pki.CA, apiURL string, g electedGroup, 
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 200, 400
-	cfg.UserAgent = g.lease
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.UserAgent = g.Lease
 	return cfg, nil
 }

@@ -63,10 +63,10 @@ type ServerConfig struct {
 	// Listener, if set, is used instead of listening on BindAddress and
 	// APIPort (tests pass one on a free port).
 	Listener net.Listener
-	// DisableScheduler and DisableControllers leave those parts out (a
-	// server that only serves the API, or another server runs them).
-	DisableScheduler   bool
-	DisableControllers bool
+	// ControlPlane is what runs beside the API under leader election:
+	// package controlplane's groups (scheduler, controller manager), or
+	// none for a server that only serves the API.
+	ControlPlane []ElectedGroup
 	// Election tunes leader election; zero values take the defaults.
 	Election ControlPlaneTiming
 }
@@ -205,15 +205,8 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return err
 	}
 	api.SetReady(true)
-	var groups []electedGroup
-	if !cfg.DisableScheduler {
-		groups = append(groups, schedulerGroup())
-	}
-	if !cfg.DisableControllers {
-		groups = append(groups, controllerGroup(controllerOptions{caPEM: ca.CertPEM}))
-	}
 	var cp sync.WaitGroup
-	for _, g := range groups {
+	for _, g := range cfg.ControlPlane {
 		rc, err := componentConfig(cfg.DataDir, ca, url, g, now)
 		if err != nil {
 			return err
@@ -221,8 +214,8 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		cp.Add(1)
 		go func() {
 			defer cp.Done()
-			if err := runElected(ctx, rc, g, cfg.Election, log); err != nil {
-				log.Error("control plane group stopped", "group", g.lease, "err", err)
+			if err := runElected(ctx, rc, g, cfg.Election, ca.CertPEM, log); err != nil {
+				log.Error("control plane group stopped", "group", g.Lease, "err", err)
 			}
 		}()
 	}

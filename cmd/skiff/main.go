@@ -18,6 +18,7 @@ import (
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 
 	"github.com/skiff-sh/skiff/cluster"
+	"github.com/skiff-sh/skiff/controlplane"
 )
 
 // defaultDataDir is where skiff server keeps its state.
@@ -45,7 +46,7 @@ func main() {
 func serverCommand() *cobra.Command {
 	var cfg cluster.ServerConfig
 	var endpoints string
-	var verbose bool
+	var verbose, noScheduler, noControllers bool
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API server on etcd",
@@ -57,6 +58,12 @@ func serverCommand() *cobra.Command {
 			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			if endpoints != "" {
 				cfg.EtcdEndpoints = strings.Split(endpoints, ",")
+			}
+			if !noScheduler {
+				cfg.ControlPlane = append(cfg.ControlPlane, controlplane.Scheduler())
+			}
+			if !noControllers {
+				cfg.ControlPlane = append(cfg.ControlPlane, controlplane.ControllerManager())
 			}
 			cfg.Ready = func(info cluster.ReadyInfo) {
 				fmt.Fprintf(os.Stderr, "\nSkiff is ready in %s.\n  API:        %s\n  kubeconfig: %s\n  try:        KUBECONFIG=%s kubectl get namespaces\n             skiff kubectl get namespaces\n\n",
@@ -75,8 +82,8 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster (default: embedded etcd in the data dir)")
 	f.StringVar(&cfg.ServiceCIDR, "service-cidr", "10.43.0.0/16", "range Service ClusterIPs come from")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
-	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
-	f.BoolVar(&cfg.DisableControllers, "disable-controllers", false, "do not run the controllers in this server")
+	f.BoolVar(&noScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
+	f.BoolVar(&noControllers, "disable-controllers", false, "do not run the controllers in this server")
 	return c
 }
 

@@ -38,6 +38,7 @@ func simCommand() *cobra.Command {
 				return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 			}
 			cfg.QPS, cfg.Burst = 5000, 10000
+			cfg.ContentType = "application/vnd.kubernetes.protobuf"
 			cfg.UserAgent = "skiff-sim"
 			client, err := kubernetes.NewForConfig(cfg)
 			if err != nil {

@@ -51,9 +51,10 @@ type Options struct {
 	EtcdEndpoints []string
 	// Log, when set, receives the server's logs; default discards them.
 	Log io.Writer
-	// ControlPlane runs the server's scheduler and controllers too. Off by
-	// default: a test of one controller runs that controller itself.
-	ControlPlane bool
+	// ControlPlane is what runs beside the API (controlplane.All() for the
+	// whole control plane). None by default: a test of one controller runs
+	// that controller itself.
+	ControlPlane []cluster.ElectedGroup
 	// Election shortens leader election for tests of failover.
 	Election cluster.ControlPlaneTiming
 }
@@ -93,15 +94,14 @@ func (s *Server) start(logw io.Writer) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	cfg := cluster.ServerConfig{
-		DataDir:            s.DataDir,
-		Listener:           l,
-		AdvertiseAddress:   "127.0.0.1",
-		EtcdEndpoints:      s.EtcdEndpoints,
-		Log:                slog.New(slog.NewTextHandler(logw, nil)),
-		Ready:              func(cluster.ReadyInfo) { close(ready) },
-		DisableScheduler:   !s.opts.ControlPlane,
-		DisableControllers: !s.opts.ControlPlane,
-		Election:           s.opts.Election,
+		DataDir:          s.DataDir,
+		Listener:         l,
+		AdvertiseAddress: "127.0.0.1",
+		EtcdEndpoints:    s.EtcdEndpoints,
+		Log:              slog.New(slog.NewTextHandler(logw, nil)),
+		Ready:            func(cluster.ReadyInfo) { close(ready) },
+		ControlPlane:     s.opts.ControlPlane,
+		Election:         s.opts.Election,
 	}
 	go func() { done <- cluster.RunServer(ctx, cfg) }()
 	select {

@@ -1,0 +1,44 @@
+// Package controlplane says what Skiff's control plane runs: the scheduler
+// group and the controller-manager group, each acting only while its
+// server holds the group's Lease. Package cluster runs the groups; this
+// package only lists them, so the list lives in one place and the
+// components never depend on the assembly.
+package controlplane
+
+import (
+	"github.com/skiff-sh/skiff/cluster"
+	"github.com/skiff-sh/skiff/scheduler"
+)
+
+// Scheduler is kube-scheduler's part: one scheduler.
+func Scheduler() cluster.ElectedGroup {
+	return cluster.ElectedGroup{
+		Lease: "kube-scheduler",
+		User:  "system:kube-scheduler",
+		Components: []cluster.Component{{
+			Name: "scheduler",
+			Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+				return scheduler.New(env.Client, env.Factory, scheduler.Options{Log: env.Log}), nil
+			},
+		}},
+	}
+}
+
+// ControllerManager is kube-controller-manager's part: every controller.
+func ControllerManager() cluster.ElectedGroup {
+	return cluster.ElectedGroup{
+		Lease:      "kube-controller-manager",
+		User:       "system:kube-controller-manager",
+		Components: controllers(),
+	}
+}
+
+// All is the whole control plane.
+func All() []cluster.ElectedGroup {
+	return []cluster.ElectedGroup{Scheduler(), ControllerManager()}
+}
+
+// controllers lists the controllers the controller manager runs.
+func controllers() []cluster.Component {
+	return nil
+}
