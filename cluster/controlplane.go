@@ -62,13 +62,16 @@ type ControlPlaneTiming struct {
 // runElected runs a group under leader election until ctx ends. While
 // this server leads, the group's components run on a fresh informer
 // factory; when leadership is lost they all stop before the next campaign.
-func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing ControlPlaneTiming, caPEM []byte, log *slog.Logger) error {
+//
+// The identity in the Lease is HOST:APIPORT_RANDOM, so an operator (and a
+// test) can tell which server leads.
+func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing ControlPlaneTiming, caPEM []byte, apiPort int, log *slog.Logger) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("%s: client: %w", g.Lease, err)
 	}
 	host, _ := os.Hostname()
-	identity := host + "_" + uuid.NewString()
+	identity := fmt.Sprintf("%s:%d_%s", host, apiPort, uuid.NewString()[:8])
 	log = log.With("component", g.Lease)
 	return leader.Run(ctx, client, leader.Options{
 		Name:          g.Lease,

@@ -20,8 +20,8 @@ import (
 	"github.com/skiff-sh/skiff/test/framework"
 )
 
-// cluster is a server with its control plane and n simulated nodes.
-func cluster(t *testing.T, nodes int) (*framework.Server, kubernetes.Interface, context.Context) {
+// startCluster starts a server with its control plane and n simulated nodes.
+func startCluster(t *testing.T, nodes int) (*framework.Server, kubernetes.Interface, context.Context) {
 	t.Helper()
 	srv := framework.StartServer(t, framework.Options{ControlPlane: controlplane.All()})
 	client := srv.Client()
@@ -81,7 +81,7 @@ func podOf(name string, cpu string) *corev1.Pod {
 
 // Pods land on ready nodes, spread across them, and run.
 func TestPodsAreScheduledAndRun(t *testing.T) {
-	_, client, ctx := cluster(t, 3)
+	_, client, ctx := startCluster(t, 3)
 	for i := 0; i < 30; i++ {
 		if _, err := client.CoreV1().Pods("default").Create(ctx, podOf(fmt.Sprintf("p%d", i), "100m"), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -112,7 +112,7 @@ func TestPodsAreScheduledAndRun(t *testing.T) {
 // A pod that fits nowhere says why: the condition, the event, and the
 // per-node explanation a `why` command reads.
 func TestUnschedulablePodExplainsItself(t *testing.T) {
-	_, client, ctx := cluster(t, 3)
+	_, client, ctx := startCluster(t, 3)
 	if _, err := client.CoreV1().Pods("default").Create(ctx, podOf("huge", "100"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

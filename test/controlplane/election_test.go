@@ -1,0 +1,87 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-sh/skiff/cluster"
+	"github.com/skiff-sh/skiff/controlplane"
+	"github.com/skiff-sh/skiff/sim"
+	"github.com/skiff-sh/skiff/storage/etcdtest"
+	"github.com/skiff-sh/skiff/test/framework"
+)
+
+// Two servers share one etcd; only the Lease holder schedules. When it
+// stops, the other takes over and pods keep being placed.
+func TestSchedulerFailsOverBetweenServers(t *testing.T) {
+	eps := etcdtest.StartExternal(t)
+	timing := cluster.ControlPlaneTiming{LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond}
+	opts := framework.Options{EtcdEndpoints: eps, ControlPlane: controlplane.All(), Election: timing}
+	a := framework.StartServer(t, opts)
+	b := framework.StartServer(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	holder := func(client kubernetes.Interface) (*framework.Server, string) {
+		l, err := client.CoordinationV1().Leases("kube-system").Get(ctx, "kube-scheduler", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return nil, fmt.Sprint(err)
+		}
+		id := *l.Spec.HolderIdentity
+		for _, srv := range []*framework.Server{a, b} {
+			if strings.Contains(id, fmt.Sprintf(":%d_", srv.Port)) {
+				return srv, id
+			}
+		}
+		return nil, id
+	}
+	var leader *framework.Server
+	eventually(t, "a scheduler leader", func() (bool, string) {
+		var id string
+		leader, id = holder(a.Client())
+		return leader != nil, id
+	})
+	survivor := a
+	if leader == a {
+		survivor = b
+	}
+	// Clients and simulated nodes talk to the survivor, so they outlive
+	// the leader's stop.
+	client := survivor.Client()
+	simCtx, stopSim := context.WithCancel(ctx)
+	simDone := make(chan error, 1)
+	go func() { simDone <- sim.Run(simCtx, client, sim.Options{Nodes: 2, LeaseInterval: time.Second}) }()
+	defer func() { stopSim(); <-simDone }()
+
+	if _, err := client.CoreV1().Pods("default").Create(ctx, podOf("before", "10m"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitBound(t, ctx, client, "before")
+
+	leader.Stop()
+	eventually(t, "the other server to lead", func() (bool, string) {
+		srv, id := holder(client)
+		return srv == survivor, id
+	})
+	if _, err := client.CoreV1().Pods("default").Create(ctx, podOf("after", "10m"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitBound(t, ctx, client, "after")
+}
+
+func waitBound(t *testing.T, ctx context.Context, client kubernetes.Interface, name string) {
+	t.Helper()
+	eventually(t, name+" bound", func() (bool, string) {
+		p, err := client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return p.Spec.NodeName != "", "unbound"
+	})
+}
