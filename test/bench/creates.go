@@ -57,6 +57,7 @@ var createKinds = []createKind{
 
 // createRun is what one pool of creators measured.
 type createRun struct {
+	start     time.Time // when the first create was sent
 	wall      time.Duration
 	latencies []time.Duration
 }
@@ -194,5 +195,5 @@ func runCreators(ctx context.Context, cfg *rest.Config, ns string, kind createKi
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	return createRun{wall: wall, latencies: all}, nil
+	return createRun{start: start, wall: wall, latencies: all}, nil
 }

@@ -125,11 +125,12 @@ type Server struct {
 }
 
 // Start execs `skiff server` on dataDir (made if missing, reused if not)
-// and a free loopback port, and returns once /readyz answers 200.
-func (l *Lab) Start(ctx context.Context, dataDir string) (*Server, error) {
+// and a free loopback port, with any extra flags (--disable-controllers),
+// and returns once /readyz answers 200.
+func (l *Lab) Start(ctx context.Context, dataDir string, extra ...string) (*Server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		s, err := l.startOnce(ctx, dataDir)
+		s, err := l.startOnce(ctx, dataDir, extra)
 		if err == nil {
 			return s, nil
 		}
@@ -145,7 +146,7 @@ func (l *Lab) Start(ctx context.Context, dataDir string) (*Server, error) {
 
 var errPortTaken = errors.New("API port taken by another process")
 
-func (l *Lab) startOnce(ctx context.Context, dataDir string) (*Server, error) {
+func (l *Lab) startOnce(ctx context.Context, dataDir string, extra []string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -155,11 +156,12 @@ func (l *Lab) startOnce(ctx context.Context, dataDir string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server log: %w", err)
 	}
-	cmd := exec.Command(l.bin, "server",
+	args := []string{"server",
 		"--data-dir", dataDir,
 		"--api-port", strconv.Itoa(port),
 		"--bind-address", "127.0.0.1",
-		"--advertise-address", "127.0.0.1")
+		"--advertise-address", "127.0.0.1"}
+	cmd := exec.Command(l.bin, append(args, extra...)...)
 	var out io.Writer = logFile
 	if l.logs != nil {
 		out = io.MultiWriter(logFile, l.logs)

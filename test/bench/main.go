@@ -11,6 +11,18 @@
 //	         pages), time and the server's peak RSS during it
 //	watch    watch delivery lag p50/p99/max under 100 writes/s, events lost
 //
+// and, with simulated nodes (package sim) run inside this process:
+//
+//	schedule    scheduler throughput: 10k bare pods onto 1k and onto 5k
+//	            nodes, pods/s from first create to last bind, the steady
+//	            10%-90% bind rate, and how long creating took
+//	deployment  a 10k-replica Deployment on 1k nodes, create to every pod
+//	            Running and readyReplicas 10k
+//	nodescale   Lease renewal latency p50/p99 and server RSS at 500 to 10k
+//	            nodes; the most nodes with p99 under 1 s
+//
+// These three are heavy and run once by default (-cp-runs to repeat).
+//
 // Usage (make bench runs the first):
 //
 //	go run ./test/bench -bin bin/skiff
@@ -47,16 +59,28 @@ type options struct {
 	listSizes     []int
 	watchRate     int
 	watchDuration time.Duration
+
+	// The control-plane measurements, run cpRuns times each.
+	cpRuns         int
+	schedule       []scheduleSize
+	deployReplicas int
+	deployNodes    int
+	scaleSteps     []int
+	scaleWindow    time.Duration
 }
 
 // defaultOptions are the full-size settings, or the -quick smoke-run ones.
 func defaultOptions(quick bool) options {
 	if quick {
 		return options{runs: 3, heavyRuns: 2, idleSettle: 3 * time.Second, createTotal: 200,
-			listSizes: []int{1000}, watchRate: 100, watchDuration: 5 * time.Second}
+			listSizes: []int{1000}, watchRate: 100, watchDuration: 5 * time.Second,
+			cpRuns: 1, schedule: scheduleSizes(true), deployReplicas: 500, deployNodes: 50,
+			scaleSteps: scaleSteps(true), scaleWindow: 15 * time.Second}
 	}
 	return options{runs: 5, heavyRuns: 3, idleSettle: 10 * time.Second, createTotal: 2000,
-		listSizes: []int{10000, 50000}, watchRate: 100, watchDuration: 30 * time.Second}
+		listSizes: []int{10000, 50000}, watchRate: 100, watchDuration: 30 * time.Second,
+		cpRuns: 1, schedule: scheduleSizes(false), deployReplicas: 10000, deployNodes: 1000,
+		scaleSteps: scaleSteps(false), scaleWindow: 30 * time.Second}
 }
 
 // env is what every measurement gets.
@@ -85,6 +109,9 @@ var measurements = []measurement{
 	{"creates", measureCreates},
 	{"list", measureList},
 	{"watch", measureWatch},
+	{"schedule", measureSchedule},
+	{"deployment", measureDeployment},
+	{"nodescale", measureNodeScale},
 }
 
 func main() {
@@ -95,11 +122,13 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	bin := fs.String("bin", "bin/skiff", "path of the skiff binary to measure")
 	out := fs.String("out", "_out/bench.json", "where to write the JSON report")
-	runs := fs.Int("runs", 0, "repetitions of every measurement (default 5, and 3 for list and watch; -quick 3 and 2)")
-	quick := fs.Bool("quick", false, "small sizes for a smoke run (200 creates, 1k pods, 5 s of watch)")
+	runs := fs.Int("runs", 0, "repetitions of every measurement (default 5, 3 for list and watch, 1 for the control-plane ones; -quick 3, 2 and 1)")
+	cpRuns := fs.Int("cp-runs", 0, "repetitions of schedule, deployment and nodescale (default 1, or -runs if given)")
+	quick := fs.Bool("quick", false, "small sizes for a smoke run (200 creates, 1k pods, 5 s of watch, 1k pods on 100 nodes, 500 replicas on 50 nodes, 100 and 500 nodes)")
 	only := fs.String("only", "", "run only these measurements, comma-separated: "+names())
 	listSizes := fs.String("list-sizes", "", "comma-separated pod counts for the list measurement (default 10000,50000; -quick 1000)")
-	verbose := fs.Bool("v", false, "copy the servers' logs to stderr")
+	steps := fs.String("scale-steps", "", "comma-separated node counts for nodescale (default 500,1000,2000,5000,10000; -quick 100,500)")
+	verbose := fs.Bool("v", false, "copy the servers' and simulators' logs to stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -108,7 +137,19 @@ func run(args []string) int {
 	}
 	opts := defaultOptions(*quick)
 	if *runs > 0 {
-		opts.runs, opts.heavyRuns = *runs, *runs
+		opts.runs, opts.heavyRuns, opts.cpRuns = *runs, *runs, *runs
+	}
+	if *cpRuns > 0 {
+		opts.cpRuns = *cpRuns
+	}
+	if *steps != "" {
+		sizes, err := parseSizes(*steps)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -scale-steps:", err)
+			return 2
+		}
+		slices.Sort(sizes)
+		opts.scaleSteps = sizes
 	}
 	if *listSizes != "" {
 		sizes, err := parseSizes(*listSizes)
@@ -157,7 +198,7 @@ func run(args []string) int {
 			Started: time.Now().UTC(), Binary: lab.bin, Version: binaryVersion(lab.bin),
 			GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
 			CPUs: runtime.NumCPU(), Kernel: kernel(), LoadAvgStart: loadAvg(),
-			Quick: *quick, Runs: opts.runs, HeavyRuns: opts.heavyRuns, Only: *only,
+			Quick: *quick, Runs: opts.runs, HeavyRuns: opts.heavyRuns, ControlPlaneRuns: opts.cpRuns, Only: *only,
 		},
 		Summary:   []SummaryLine{},
 		Durations: map[string]Secs{},

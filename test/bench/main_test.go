@@ -48,7 +48,8 @@ func TestSelectMeasurements(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{only: "", want: []string{"startup", "idle", "creates", "list", "watch"}},
+		{only: "", want: []string{"startup", "idle", "creates", "list", "watch", "schedule", "deployment", "nodescale"}},
+		{only: "nodescale,schedule", want: []string{"schedule", "nodescale"}},
 		{only: "list", want: []string{"list"}},
 		{only: "watch, startup", want: []string{"startup", "watch"}}, // usual order, spaces ok
 		{only: "lists", wantErr: true},

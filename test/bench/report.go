@@ -13,33 +13,37 @@ import (
 // Report is everything one benchmark run measured; it is written as JSON
 // to -out and its Summary is printed at the end.
 type Report struct {
-	Meta         Meta            `json:"meta"`
-	StartToReady *StartupResult  `json:"start_to_ready,omitempty"`
-	IdleRSS      *IdleResult     `json:"idle_rss,omitempty"`
-	Creates      []CreateResult  `json:"creates,omitempty"`
-	Lists        []ListResult    `json:"lists,omitempty"`
-	Watch        *WatchResult    `json:"watch,omitempty"`
-	Summary      []SummaryLine   `json:"summary"`
-	Errors       []string        `json:"errors,omitempty"`
-	Durations    map[string]Secs `json:"durations_seconds"`
+	Meta         Meta              `json:"meta"`
+	StartToReady *StartupResult    `json:"start_to_ready,omitempty"`
+	IdleRSS      *IdleResult       `json:"idle_rss,omitempty"`
+	Creates      []CreateResult    `json:"creates,omitempty"`
+	Lists        []ListResult      `json:"lists,omitempty"`
+	Watch        *WatchResult      `json:"watch,omitempty"`
+	Schedule     []ScheduleResult  `json:"schedule,omitempty"`
+	Deployment   *DeploymentResult `json:"deployment,omitempty"`
+	NodeScale    *NodeScaleResult  `json:"nodescale,omitempty"`
+	Summary      []SummaryLine     `json:"summary"`
+	Errors       []string          `json:"errors,omitempty"`
+	Durations    map[string]Secs   `json:"durations_seconds"`
 }
 
 // Meta says what was measured, where and how.
 type Meta struct {
-	Started      time.Time `json:"started"`
-	Finished     time.Time `json:"finished"`
-	Binary       string    `json:"binary"`
-	Version      string    `json:"version"`
-	GoVersion    string    `json:"go_version"`
-	Platform     string    `json:"platform"`
-	CPUs         int       `json:"cpus"`
-	Kernel       string    `json:"kernel"`
-	LoadAvgStart string    `json:"loadavg_start"`
-	LoadAvgEnd   string    `json:"loadavg_end"`
-	Quick        bool      `json:"quick"`
-	Runs         int       `json:"runs"`
-	HeavyRuns    int       `json:"heavy_runs"`
-	Only         string    `json:"only,omitempty"`
+	Started          time.Time `json:"started"`
+	Finished         time.Time `json:"finished"`
+	Binary           string    `json:"binary"`
+	Version          string    `json:"version"`
+	GoVersion        string    `json:"go_version"`
+	Platform         string    `json:"platform"`
+	CPUs             int       `json:"cpus"`
+	Kernel           string    `json:"kernel"`
+	LoadAvgStart     string    `json:"loadavg_start"`
+	LoadAvgEnd       string    `json:"loadavg_end"`
+	Quick            bool      `json:"quick"`
+	Runs             int       `json:"runs"`
+	HeavyRuns        int       `json:"heavy_runs"`
+	ControlPlaneRuns int       `json:"control_plane_runs"`
+	Only             string    `json:"only,omitempty"`
 }
 
 // Secs is a duration reported in seconds.
@@ -57,8 +61,8 @@ func (r *Report) add(label, format string, args ...any) {
 
 // PrintSummary writes the summary table.
 func (r *Report) PrintSummary(w io.Writer) {
-	fmt.Fprintf(w, "\nSkiff benchmark summary (%s, %d CPUs, load %s; medians of %d runs, %d for heavy ones%s)\n",
-		r.Meta.Version, r.Meta.CPUs, r.Meta.LoadAvgStart, r.Meta.Runs, r.Meta.HeavyRuns, quickNote(r.Meta.Quick))
+	fmt.Fprintf(w, "\nSkiff benchmark summary (%s, %d CPUs, load %s; medians of %d runs, %d for heavy ones, %d for control-plane ones%s)\n",
+		r.Meta.Version, r.Meta.CPUs, r.Meta.LoadAvgStart, r.Meta.Runs, r.Meta.HeavyRuns, r.Meta.ControlPlaneRuns, quickNote(r.Meta.Quick))
 	width := 0
 	for _, l := range r.Summary {
 		width = max(width, len(l.Label))
