@@ -307,7 +307,8 @@ func (s *Server) takeDisruption(ctx context.Context, pod *corev1.Pod) error {
 	for _, o := range pdbs {
 		pdb := o.(*policyv1.PodDisruptionBudget)
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+		// policy/v1: an empty selector matches every pod in the namespace.
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
 		matching = append(matching, pdb)

@@ -7,6 +7,10 @@ package controlplane
 
 import (
 	"github.com/skiff-sh/skiff/cluster"
+	"github.com/skiff-sh/skiff/controllers/daemonset"
+	"github.com/skiff-sh/skiff/controllers/disruption"
+	"github.com/skiff-sh/skiff/controllers/nodelifecycle"
+	"github.com/skiff-sh/skiff/controllers/statefulset"
 	"github.com/skiff-sh/skiff/scheduler"
 )
 
@@ -38,7 +42,21 @@ func All() []cluster.ElectedGroup {
 	return []cluster.ElectedGroup{Scheduler(), ControllerManager()}
 }
 
-// controllers lists the controllers the controller manager runs.
+// controllers lists the controllers the controller manager runs. Every
+// builder runs before the shared informer factory starts.
 func controllers() []cluster.Component {
-	return nil
+	return []cluster.Component{
+		{Name: "daemonset", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return daemonset.New(env.Client, env.Factory, daemonset.Options{Log: env.Log})
+		}},
+		{Name: "statefulset", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return statefulset.New(env.Client, env.Factory, statefulset.Options{Log: env.Log})
+		}},
+		{Name: "disruption", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return disruption.New(env.Client, env.Factory, disruption.Options{Log: env.Log})
+		}},
+		{Name: "nodelifecycle", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return nodelifecycle.New(env.Client, env.Factory, nodelifecycle.Options{Log: env.Log})
+		}},
+	}
 }
