@@ -215,7 +215,7 @@ func (c *Controller) nodeOfPodIf(matters func(*corev1.Node) bool) reconcile.KeyF
 // Start runs both loops and the zone monitor until ctx ends.
 func (c *Controller) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4) // one per loop below, so none blocks on exit
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- f(ctx) }()

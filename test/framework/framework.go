@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -134,7 +135,9 @@ func (s *Server) Stop() {
 			s.t.Logf("framework: server stopped with: %v", err)
 		}
 	case <-time.After(30 * time.Second):
-		s.t.Errorf("framework: server did not stop within 30s")
+		var buf strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+		s.t.Errorf("framework: server did not stop within 30s; goroutines:\n%s", buf.String())
 	}
 }
 
