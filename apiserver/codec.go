@@ -96,7 +96,8 @@ func negotiate(r *http.Request) (output, error) {
 			default:
 				continue
 			}
-			if media == mediaYAML {
+			// Tables are JSON only; metadata forms are JSON or protobuf.
+			if media == mediaYAML || (as == "Table" && media == mediaProtobuf) {
 				continue
 			}
 		}

@@ -63,6 +63,8 @@ func TestNegotiate(t *testing.T) {
 		{"application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json", output{media: mediaJSON, as: "Table"}, false},
 		{"application/json;as=Table;v=v9;g=meta.k8s.io,application/json", output{media: mediaJSON}, false},
 		{"application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", output{media: mediaJSON, as: "PartialObjectMetadataList"}, false},
+		{"application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;v=v1;g=meta.k8s.io,application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io", output{media: mediaProtobuf, as: "PartialObjectMetadata"}, false},
+		{"application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1;g=meta.k8s.io", output{media: mediaJSON, as: "Table"}, false},
 		{"text/html", output{}, true},
 	}
 	for _, c := range cases {

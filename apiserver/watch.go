@@ -248,10 +248,10 @@ func newWatchEncoder(rc *reqContext) (*watchEncoder, error) {
 	e := &watchEncoder{rc: rc}
 	switch rc.out.media {
 	case mediaProtobuf:
-		if rc.out.as != "" {
-			return nil, notAcceptable("watch of meta.k8s.io forms is served as JSON only")
-		}
 		e.contentType = mediaProtobuf + ";stream=watch"
+		if rc.out.as != "" {
+			e.contentType = fmt.Sprintf("%s;as=%s;v=v1;g=meta.k8s.io;stream=watch", mediaProtobuf, rc.out.as)
+		}
 	case mediaYAML:
 		return nil, notAcceptable("watch is served as JSON or protobuf")
 	default:

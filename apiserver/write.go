@@ -370,7 +370,9 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 		grace := gracePeriod(cur, opts)
 		next := cur.DeepCopyObject()
 		nm, _ := meta.Accessor(next)
-		nm.SetFinalizers(withPropagation(nm.GetFinalizers(), opts))
+		if collectable(res) {
+			nm.SetFinalizers(withPropagation(nm.GetFinalizers(), opts))
+		}
 		if ns, ok := next.(*corev1.Namespace); ok {
 			ns.Status.Phase = corev1.NamespaceTerminating
 		}
@@ -442,6 +444,13 @@ func gracePeriod(obj runtime.Object, opts *metav1.DeleteOptions) int64 {
 		grace = 1
 	}
 	return grace
+}
+
+// collectable says whether the garbage collector handles res, so that a
+// deletion's propagation policy is recorded on it; events it ignores, as
+// kube does.
+func collectable(res *registry.Resource) bool {
+	return res.Resource != "events"
 }
 
 // withPropagation adds the finalizer that records the deletion's

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -35,9 +36,12 @@ type Component struct {
 
 // ComponentEnv is what a component is built from.
 type ComponentEnv struct {
-	Client  kubernetes.Interface
-	Factory informers.SharedInformerFactory
-	Log     *slog.Logger
+	Client kubernetes.Interface
+	// Metadata reads and deletes any resource as PartialObjectMetadata
+	// (the garbage collector and namespace controller use it).
+	Metadata metadata.Interface
+	Factory  informers.SharedInformerFactory
+	Log      *slog.Logger
 	// CACertPEM is the cluster CA, for components that publish it.
 	CACertPEM []byte
 }
@@ -70,6 +74,10 @@ func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing Co
 	if err != nil {
 		return fmt.Errorf("%s: client: %w", g.Lease, err)
 	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: metadata client: %w", g.Lease, err)
+	}
 	host, _ := os.Hostname()
 	identity := fmt.Sprintf("%s:%d_%s", host, apiPort, uuid.NewString()[:8])
 	log = log.With("component", g.Lease)
@@ -81,7 +89,8 @@ func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing Co
 		RetryPeriod:   timing.RetryPeriod,
 		Log:           log,
 	}, func(lctx context.Context) {
-		if err := runComponents(lctx, client, g.Components, caPEM, log); err != nil {
+		env := ComponentEnv{Client: client, Metadata: meta, CACertPEM: caPEM}
+		if err := runComponents(lctx, env, g.Components, log); err != nil {
 			log.Error("components failed", "err", err)
 		}
 	})
@@ -90,14 +99,17 @@ func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing Co
 // runComponents builds every component on one informer factory, starts
 // the factory and the components, and waits until ctx ends or one of them
 // fails (then the others are stopped too).
-func runComponents(ctx context.Context, client kubernetes.Interface, comps []Component, caPEM []byte, log *slog.Logger) error {
+func runComponents(ctx context.Context, env ComponentEnv, comps []Component, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	factory := informers.NewSharedInformerFactory(client, 0)
+	factory := informers.NewSharedInformerFactory(env.Client, 0)
+	env.Factory = factory
 	var runs []Runnable
 	var names []string
 	for _, c := range comps {
-		r, err := c.Build(ComponentEnv{Client: client, Factory: factory, Log: log.With("controller", c.Name), CACertPEM: caPEM})
+		cenv := env
+		cenv.Log = log.With("controller", c.Name)
+		r, err := c.Build(cenv)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.Name, err)
 		}

@@ -7,9 +7,16 @@ package controlplane
 
 import (
 	"github.com/skiff-sh/skiff/cluster"
+	"github.com/skiff-sh/skiff/controllers/cronjob"
 	"github.com/skiff-sh/skiff/controllers/daemonset"
 	"github.com/skiff-sh/skiff/controllers/disruption"
+	"github.com/skiff-sh/skiff/controllers/endpoints"
+	"github.com/skiff-sh/skiff/controllers/garbagecollector"
+	"github.com/skiff-sh/skiff/controllers/job"
+	"github.com/skiff-sh/skiff/controllers/namespace"
 	"github.com/skiff-sh/skiff/controllers/nodelifecycle"
+	"github.com/skiff-sh/skiff/controllers/podgc"
+	"github.com/skiff-sh/skiff/controllers/serviceaccount"
 	"github.com/skiff-sh/skiff/controllers/statefulset"
 	"github.com/skiff-sh/skiff/scheduler"
 )
@@ -57,6 +64,27 @@ func controllers() []cluster.Component {
 		}},
 		{Name: "nodelifecycle", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return nodelifecycle.New(env.Client, env.Factory, nodelifecycle.Options{Log: env.Log})
+		}},
+		{Name: "job", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return job.New(env.Client, env.Factory, job.Options{Log: env.Log})
+		}},
+		{Name: "cronjob", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return cronjob.New(env.Client, env.Factory, cronjob.Options{Log: env.Log})
+		}},
+		{Name: "podgc", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return podgc.New(env.Client, env.Factory, podgc.Options{Log: env.Log})
+		}},
+		{Name: "endpoints", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return endpoints.New(env.Client, env.Factory, endpoints.Options{Log: env.Log})
+		}},
+		{Name: "serviceaccount", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return serviceaccount.New(env.Client, env.Factory, serviceaccount.Options{Log: env.Log, RootCA: env.CACertPEM})
+		}},
+		{Name: "namespace", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return namespace.New(env.Client, env.Metadata, env.Factory, namespace.Options{Log: env.Log})
+		}},
+		{Name: "garbagecollector", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return garbagecollector.New(env.Client, env.Metadata, garbagecollector.Options{Log: env.Log})
 		}},
 	}
 }

@@ -3,7 +3,6 @@ package garbagecollector
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -57,32 +56,15 @@ func start(t *testing.T) *env {
 	return &env{srv: srv, client: client}
 }
 
-// metadataClient is a metadata client for srv whose watches ask for JSON.
-//
-// The metadata client asks for protobuf first, JSON second; Skiff's API
-// server (apiserver/watch.go) refuses a protobuf watch of
-// PartialObjectMetadata instead of falling back to the JSON it offers, so
-// the informers would only see changes at relists. Until the server
-// negotiates that, the test rewrites the Accept header of watches.
+// metadataClient is a metadata client for srv, asking for protobuf
+// PartialObjectMetadata first as client-go does.
 func metadataClient(t *testing.T, srv *framework.Server) metadata.Interface {
 	t.Helper()
-	cfg := srv.RESTConfig()
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return jsonWatches{rt} })
-	m, err := metadata.NewForConfig(cfg)
+	m, err := metadata.NewForConfig(srv.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
-}
-
-type jsonWatches struct{ next http.RoundTripper }
-
-func (j jsonWatches) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Query().Get("watch") == "true" && strings.Contains(r.Header.Get("Accept"), "as=PartialObjectMetadata") {
-		r = r.Clone(r.Context())
-		r.Header.Set("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
-	}
-	return j.next.RoundTrip(r)
 }
 
 // eventually polls cond until it holds or 20s pass.
