@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -392,71 +391,6 @@ func TestStartupDelayKeepsPodsPending(t *testing.T) {
 	checkNoGoroutines(t, "created by github.com/skiff-sh/skiff/sim.", "skiff-sh/skiff/sim.(*simulator)")
 }
 
-// TestScale runs a large fleet and reports its lease renewal latency. It
-// is heavy, so it runs only when SKIFF_SIM_SCALE_NODES names a fleet size
-// (make bench sets it); the pass criterion is p99 < 1s.
-func TestScale(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("SKIFF_SIM_SCALE_NODES"))
-	if n <= 0 {
-		t.Skip("set SKIFF_SIM_SCALE_NODES to run")
-	}
-	srv := framework.StartServer(t, framework.Options{})
-	cfg := srv.RESTConfig()
-	cfg.QPS, cfg.Burst = 5000, 10000
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	api := &timedTransport{}
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { api.rt = rt; return api }
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu          sync.Mutex
-		lates       []time.Duration
-		measureFrom time.Time // set once the fleet is registered
-		start       = time.Now()
-		interval    = 10 * time.Second
-	)
-	runSim(t, client, sim.Options{
-		Nodes: n, LeaseInterval: interval, Zones: 3,
-		LeaseRenewed: func(_ string, late time.Duration) {
-			mu.Lock()
-			defer mu.Unlock()
-			if !measureFrom.IsZero() && time.Now().After(measureFrom) {
-				lates = append(lates, late)
-			}
-		},
-	})
-	eventually(t, 5*time.Minute, "all nodes registered", func() error {
-		l, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: "type=skiff-sim", ResourceVersion: "0"})
-		if err != nil {
-			return err
-		}
-		if len(l.Items) != n {
-			return fmt.Errorf("%d of %d", len(l.Items), n)
-		}
-		return nil
-	})
-	// The steady state: from one interval after registration, for three.
-	mu.Lock()
-	measureFrom = time.Now().Add(interval)
-	mu.Unlock()
-	t.Logf("%d nodes registered in %v", n, time.Since(start))
-	time.Sleep(4 * interval)
-	mu.Lock()
-	got := slices.Clone(lates)
-	mu.Unlock()
-	if len(got) < n {
-		t.Fatalf("only %d renewals measured for %d nodes", len(got), n)
-	}
-	slices.Sort(got)
-	p := func(q float64) time.Duration { return got[int(q*float64(len(got)-1))] }
-	t.Logf("%d renewals: p50 %v p90 %v p99 %v max %v", len(got), p(0.5), p(0.9), p(0.99), got[len(got)-1])
-	api.report(t)
-	if p(0.99) >= time.Second {
-		t.Errorf("p99 lease renewal latency %v, want < 1s", p(0.99))
-	}
-}
 
 // timedTransport records how long the API took to answer lease updates.
 type timedTransport struct {
