@@ -9,6 +9,7 @@ import (
 	"github.com/skiff-sh/skiff/cluster"
 	"github.com/skiff-sh/skiff/controllers/cronjob"
 	"github.com/skiff-sh/skiff/controllers/daemonset"
+	"github.com/skiff-sh/skiff/controllers/deployment"
 	"github.com/skiff-sh/skiff/controllers/disruption"
 	"github.com/skiff-sh/skiff/controllers/endpoints"
 	"github.com/skiff-sh/skiff/controllers/garbagecollector"
@@ -16,6 +17,7 @@ import (
 	"github.com/skiff-sh/skiff/controllers/namespace"
 	"github.com/skiff-sh/skiff/controllers/nodelifecycle"
 	"github.com/skiff-sh/skiff/controllers/podgc"
+	"github.com/skiff-sh/skiff/controllers/replicaset"
 	"github.com/skiff-sh/skiff/controllers/serviceaccount"
 	"github.com/skiff-sh/skiff/controllers/statefulset"
 	"github.com/skiff-sh/skiff/scheduler"
@@ -53,6 +55,15 @@ func All() []cluster.ElectedGroup {
 // builder runs before the shared informer factory starts.
 func controllers() []cluster.Component {
 	return []cluster.Component{
+		{Name: "replicaset", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return replicaset.New(env.Client, env.Factory, replicaset.Options{Log: env.Log})
+		}},
+		{Name: "replicationcontroller", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return replicaset.NewReplicationController(env.Client, env.Factory, replicaset.Options{Log: env.Log})
+		}},
+		{Name: "deployment", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return deployment.New(env.Client, env.Factory, deployment.Options{Log: env.Log})
+		}},
 		{Name: "daemonset", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return daemonset.New(env.Client, env.Factory, daemonset.Options{Log: env.Log})
 		}},
