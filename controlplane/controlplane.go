@@ -6,6 +6,8 @@
 package controlplane
 
 import (
+	"time"
+
 	"github.com/skiff-sh/skiff/cluster"
 	"github.com/skiff-sh/skiff/controllers/cronjob"
 	"github.com/skiff-sh/skiff/controllers/daemonset"
@@ -37,23 +39,38 @@ func Scheduler() cluster.ElectedGroup {
 	}
 }
 
+// Options tune the controllers; zero values take Kubernetes' defaults.
+type Options struct {
+	// NodeGracePeriod is how long a node may stay silent before it is
+	// Ready=Unknown (kube's --node-monitor-grace-period, 40s).
+	NodeGracePeriod time.Duration
+	// NodeEvictionRate is how many nodes per second, per zone, get their
+	// pods evicted (kube's --node-eviction-rate, 0.1).
+	NodeEvictionRate float64
+}
+
 // ControllerManager is kube-controller-manager's part: every controller.
-func ControllerManager() cluster.ElectedGroup {
+func ControllerManager(opts Options) cluster.ElectedGroup {
 	return cluster.ElectedGroup{
 		Lease:      "kube-controller-manager",
 		User:       "system:kube-controller-manager",
-		Components: controllers(),
+		Components: controllers(opts),
 	}
 }
 
-// All is the whole control plane.
+// All is the whole control plane with default options.
 func All() []cluster.ElectedGroup {
-	return []cluster.ElectedGroup{Scheduler(), ControllerManager()}
+	return AllWith(Options{})
+}
+
+// AllWith is the whole control plane with the given options.
+func AllWith(opts Options) []cluster.ElectedGroup {
+	return []cluster.ElectedGroup{Scheduler(), ControllerManager(opts)}
 }
 
 // controllers lists the controllers the controller manager runs. Every
 // builder runs before the shared informer factory starts.
-func controllers() []cluster.Component {
+func controllers(opts Options) []cluster.Component {
 	return []cluster.Component{
 		{Name: "replicaset", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return replicaset.New(env.Client, env.Factory, replicaset.Options{Log: env.Log})
@@ -74,7 +91,9 @@ func controllers() []cluster.Component {
 			return disruption.New(env.Client, env.Factory, disruption.Options{Log: env.Log})
 		}},
 		{Name: "nodelifecycle", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
-			return nodelifecycle.New(env.Client, env.Factory, nodelifecycle.Options{Log: env.Log})
+			return nodelifecycle.New(env.Client, env.Factory, nodelifecycle.Options{
+				Log: env.Log, GracePeriod: opts.NodeGracePeriod, EvictionRate: opts.NodeEvictionRate,
+			})
 		}},
 		{Name: "job", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return job.New(env.Client, env.Factory, job.Options{Log: env.Log})

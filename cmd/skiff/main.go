@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/component-base/cli"
@@ -47,6 +48,7 @@ func serverCommand() *cobra.Command {
 	var cfg cluster.ServerConfig
 	var endpoints string
 	var verbose, noScheduler, noControllers bool
+	var cpOpts controlplane.Options
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API server on etcd",
@@ -63,7 +65,7 @@ func serverCommand() *cobra.Command {
 				cfg.ControlPlane = append(cfg.ControlPlane, controlplane.Scheduler())
 			}
 			if !noControllers {
-				cfg.ControlPlane = append(cfg.ControlPlane, controlplane.ControllerManager())
+				cfg.ControlPlane = append(cfg.ControlPlane, controlplane.ControllerManager(cpOpts))
 			}
 			cfg.Ready = func(info cluster.ReadyInfo) {
 				fmt.Fprintf(os.Stderr, "\nSkiff is ready in %s.\n  API:        %s\n  kubeconfig: %s\n  try:        KUBECONFIG=%s kubectl get namespaces\n             skiff kubectl get namespaces\n\n",
@@ -84,6 +86,8 @@ func serverCommand() *cobra.Command {
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	f.BoolVar(&noScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
 	f.BoolVar(&noControllers, "disable-controllers", false, "do not run the controllers in this server")
+	f.DurationVar(&cpOpts.NodeGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may stay silent before it is marked Unknown and its pods are evicted")
+	f.Float64Var(&cpOpts.NodeEvictionRate, "node-eviction-rate", 0.1, "nodes per second, per zone, whose pods may be evicted")
 	return c
 }
 
