@@ -85,3 +85,78 @@ func waitBound(t *testing.T, ctx context.Context, client kubernetes.Interface, n
 		return p.Spec.NodeName != "", "unbound"
 	})
 }
+
+// The controller manager fails over too, and the handover creates nothing
+// twice: a Deployment scaled across the handover ends with exactly one
+// ReplicaSet and exactly its replicas.
+func TestControllerManagerFailsOverWithoutDuplicates(t *testing.T) {
+	eps := etcdtest.StartExternal(t)
+	timing := cluster.ControlPlaneTiming{LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond}
+	opts := framework.Options{EtcdEndpoints: eps, ControlPlane: controlplane.All(), Election: timing}
+	a := framework.StartServer(t, opts)
+	b := framework.StartServer(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	leaderOf := func(client kubernetes.Interface) *framework.Server {
+		l, err := client.CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return nil
+		}
+		for _, srv := range []*framework.Server{a, b} {
+			if strings.Contains(*l.Spec.HolderIdentity, fmt.Sprintf(":%d_", srv.Port)) {
+				return srv
+			}
+		}
+		return nil
+	}
+	var leader *framework.Server
+	eventually(t, "a controller-manager leader", func() (bool, string) {
+		leader = leaderOf(a.Client())
+		return leader != nil, "none"
+	})
+	survivor := a
+	if leader == a {
+		survivor = b
+	}
+	client := survivor.Client()
+	fleet(t, ctx, client, "n-", 3)
+
+	if _, err := client.AppsV1().Deployments("default").Create(ctx, webDeployment("web", 6, 300*time.Second), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Hand over while the ReplicaSet is still creating pods.
+	eventually(t, "a ReplicaSet", func() (bool, string) {
+		rs, err := client.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{})
+		return err == nil && len(rs.Items) > 0, fmt.Sprint(err)
+	})
+	leader.Stop()
+	eventually(t, "the survivor to lead", func() (bool, string) {
+		return leaderOf(client) == survivor, "not yet"
+	})
+	scale, err := client.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 9
+	if _, err := client.AppsV1().Deployments("default").UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "9 running pods", func() (bool, string) {
+		_, total, err := runningPods(ctx, client, "web")
+		return err == nil && total == 9, fmt.Sprint(total, err)
+	})
+	// Give a stray duplicate time to show up, then count everything.
+	time.Sleep(2 * time.Second)
+	rs, err := client.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.Items) != 1 || len(pods.Items) != 9 {
+		t.Fatalf("after the handover: %d ReplicaSets and %d pods, want 1 and 9", len(rs.Items), len(pods.Items))
+	}
+}
