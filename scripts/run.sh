@@ -54,6 +54,9 @@ Skiff is running (pid $(cat "$PIDFILE"), log $LOG).
   kubectl explain deployment.spec
   make stop                       # stop the server (state stays in $DATA_DIR)
 
-Not yet in this build: the scheduler, controllers and node agent, so the
-demo Deployment is stored and served but no pods run yet.
+The scheduler and controllers are running, but this build has no node agent
+yet, so the demo's pods wait as Pending for a node. To see them scheduled and
+"run" on simulated nodes (no containers):
+
+  $BIN sim --nodes 3 &            # then: kubectl get pods -o wide
 MSG
