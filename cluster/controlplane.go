@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -102,7 +103,7 @@ func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing Co
 func runComponents(ctx context.Context, env ComponentEnv, comps []Component, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	factory := informers.NewSharedInformerFactory(env.Client, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(env.Client, 0, informers.WithTransform(stripManagedFields))
 	env.Factory = factory
 	var runs []Runnable
 	var names []string
@@ -157,8 +158,23 @@ func componentConfig(dataDir string, ca *pki.CA, apiURL string, g ElectedGroup, 
 	if err != nil {
 		return nil, err
 	}
-	cfg.QPS, cfg.Burst = 200, 400
+	// The components talk to their own server over loopback; a client-side
+	// limit like kube's defaults (50-200 QPS) would cap scheduling and
+	// rollouts far below what the server sustains.
+	cfg.QPS, cfg.Burst = 5000, 10000
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.UserAgent = g.Lease
 	return cfg, nil
+}
+
+// stripManagedFields drops metadata.managedFields from objects as they
+// enter the informer caches, as kube's controllers do: no component reads
+// them, and on large clusters they are a good share of the cache's memory.
+func stripManagedFields(obj any) (any, error) {
+	if m, ok := obj.(interface {
+		SetManagedFields([]metav1.ManagedFieldsEntry)
+	}); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }
