@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -243,7 +244,14 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	case ctx.Err() != nil:
 		// Stopping: the error is most likely the cancellation itself.
 	default:
-		c.log.Info("reconcile failed; retrying", "key", key, "retries", c.queue.NumRequeues(key), "err", err)
+		// A write that lost an optimistic-concurrency race (409) is the
+		// normal way a level-triggered controller learns its cache was
+		// behind: retry it quietly.
+		level := slog.LevelInfo
+		if apierrors.IsConflict(err) {
+			level = slog.LevelDebug
+		}
+		c.log.Log(ctx, level, "reconcile failed; retrying", "key", key, "retries", c.queue.NumRequeues(key), "err", err)
 		c.queue.AddRateLimited(key)
 	}
 	return true
