@@ -28,8 +28,9 @@ import (
 // stand for the obvious schedules. A leading "TZ=<zone>" or
 // "CRON_TZ=<zone>" gives the schedule its own time zone (spec.timeZone is
 // the way to do that today; old objects may still carry the prefix).
-// "@every <duration>" is not part of Kubernetes' documented syntax and is
-// refused.
+// "@every <duration>" (a Go duration, at least one second) runs at that
+// interval, as the cron library behind Kubernetes' validation and
+// controller does: each run one interval after the previous.
 //
 // Times are matched on the wall clock of the schedule's time zone. Across
 // daylight saving changes that means: a wall time skipped when clocks go
@@ -45,6 +46,8 @@ type schedule struct {
 	domStar, dowStar bool
 	// loc is the zone of a TZ= prefix, or nil.
 	loc *time.Location
+	// every, when set, is an "@every" interval; the fields are then unused.
+	every time.Duration
 }
 
 // field describes one of the five fields.
@@ -90,10 +93,21 @@ func parseSchedule(spec string) (*schedule, error) {
 	if spec == "" {
 		return nil, errors.New("empty schedule")
 	}
+	if rest, ok := strings.CutPrefix(strings.ToLower(spec), "@every "); ok {
+		d, err := time.ParseDuration(strings.TrimSpace(rest))
+		if err != nil {
+			return nil, fmt.Errorf("@every: %w", err)
+		}
+		if d < time.Second {
+			return nil, fmt.Errorf("@every %v: the interval must be at least one second", d)
+		}
+		s.every = d.Truncate(time.Second)
+		return s, nil
+	}
 	if strings.HasPrefix(spec, "@") {
 		expanded, ok := descriptors[strings.ToLower(spec)]
 		if !ok {
-			return nil, fmt.Errorf("unsupported descriptor %q (Kubernetes knows @yearly, @annually, @monthly, @weekly, @daily, @midnight and @hourly)", spec)
+			return nil, fmt.Errorf("unsupported descriptor %q (Kubernetes knows @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly and @every <duration>)", spec)
 		}
 		spec = expanded
 	}
@@ -181,6 +195,10 @@ const searchYears = 9
 // next returns the first time strictly after t at which the schedule
 // runs, in its own zone or else loc; zero if it never does.
 func (s *schedule) next(t time.Time, loc *time.Location) time.Time {
+	if s.every > 0 {
+		// One interval later, on a whole second.
+		return t.Add(s.every - time.Duration(t.Nanosecond())).Truncate(time.Second)
+	}
 	if s.loc != nil {
 		loc = s.loc
 	}

@@ -19,7 +19,7 @@ func TestParseScheduleErrors(t *testing.T) {
 	for _, spec := range []string{
 		"", "* * * *", "* * * * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * 32 * *",
 		"* * * 13 *", "* * * * 7", "5-1 * * * *", "*/0 * * * *", "*/x * * * *", "1-2-3 * * * *",
-		"a * * * *", "* * * foo *", "@every 5m", "@reboot", "TZ=Nowhere/City * * * * *", "TZ=UTC",
+		"a * * * *", "* * * foo *", "@every 500ms", "@every soon", "@reboot", "TZ=Nowhere/City * * * * *", "TZ=UTC",
 	} {
 		if _, err := parseSchedule(spec); err == nil {
 			t.Errorf("parseSchedule(%q) accepted", spec)
@@ -158,7 +158,25 @@ func TestParseAcceptsWhatKubernetesAccepts(t *testing.T) {
 			t.Errorf("parseSchedule(%q): %v", spec, err)
 		}
 	}
-	if _, err := parseSchedule("@every 1h"); err == nil || !strings.Contains(err.Error(), "@hourly") {
-		t.Errorf("@every: %v", err)
+	if _, err := parseSchedule("@reboot"); err == nil || !strings.Contains(err.Error(), "@hourly") {
+		t.Errorf("@reboot: %v", err)
+	}
+}
+
+// @every runs one interval after the previous run, on whole seconds, and
+// has no wall-clock alignment.
+func TestEvery(t *testing.T) {
+	s, err := parseSchedule("@every 90s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 29, 0, 59, 10, 500, time.UTC)
+	got := s.next(start, time.UTC)
+	if want := time.Date(2026, 3, 29, 1, 0, 40, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("next = %v, want %v", got, want)
+	}
+	latest, missed, ok := s.mostRecent(start, start.Add(5*time.Minute), time.UTC)
+	if !ok || missed != 3 || !latest.Equal(start.Add(270*time.Second).Truncate(time.Second)) {
+		t.Errorf("mostRecent = %v, %d, %v", latest, missed, ok)
 	}
 }
