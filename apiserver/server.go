@@ -78,6 +78,7 @@ type Server struct {
 	catalog  *registry.Catalog
 	alloc    *allocators
 	managers *fieldManagers
+	events   *eventCache
 	metrics  *metrics
 	log      *slog.Logger
 	now      func() time.Time
@@ -111,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 		objects: &objects{kv: cfg.Store, encrypter: cfg.Encrypter},
 		catalog: cfg.Catalog,
 		metrics: newMetrics(),
+		events:  newEventCache(),
 		log:     cfg.Log,
 		now:     cfg.Now,
 	}

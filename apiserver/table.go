@@ -32,7 +32,12 @@ func (s *Server) table(rc *reqContext, objs []runtime.Object, lm metav1.ListMeta
 		switch include {
 		case metav1.IncludeNone:
 		case metav1.IncludeObject:
-			o.GetObjectKind().SetGroupVersionKind(rc.res.GroupVersionKind())
+			// Objects may be shared with other watchers: stamp the kind
+			// only on a copy.
+			if o.GetObjectKind().GroupVersionKind() != rc.res.GroupVersionKind() {
+				o = o.DeepCopyObject()
+				o.GetObjectKind().SetGroupVersionKind(rc.res.GroupVersionKind())
+			}
 			embed = o
 		default:
 			embed = partialMetadata(o)

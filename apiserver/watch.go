@@ -142,7 +142,7 @@ func (s *Server) serveWatch(rc *reqContext) {
 			}
 			continue
 		}
-		typ, obj, err := s.translate(rc, sel, ev)
+		typ, obj, cv, err := s.translate(rc, sel, ev)
 		if err != nil {
 			s.log.Warn("watch: dropping undecodable event", "key", ev.KV.Key, "err", err)
 			continue
@@ -150,7 +150,7 @@ func (s *Server) serveWatch(rc *reqContext) {
 		if obj == nil {
 			continue
 		}
-		if err := enc.write(typ, obj); err != nil {
+		if err := enc.writeShared(typ, obj, cv); err != nil {
 			return
 		}
 		if len(events) == 0 {
@@ -169,56 +169,60 @@ func (s *Server) watchError(err error, from int64) error {
 
 // translate turns a store event into the watch event a selecting client
 // sees: an object that stops matching is DELETED for it, one that starts
-// matching is ADDED. A nil object means the client sees nothing.
-func (s *Server) translate(rc *reqContext, sel selection, ev storage.Event) (watch.EventType, runtime.Object, error) {
+// matching is ADDED. A nil object means the client sees nothing. Objects
+// come from the shared event cache and must not be changed; the returned
+// cachedValue (nil for an object made for this client alone) lets the
+// encoder reuse their encodings.
+func (s *Server) translate(rc *reqContext, sel selection, ev storage.Event) (watch.EventType, runtime.Object, *cachedValue, error) {
 	res := rc.res
 	switch ev.Type {
 	case storage.Deleted:
 		if ev.Prev == nil {
-			return "", nil, nil
+			return "", nil, nil, nil
 		}
 		prev := *ev.Prev
 		prev.Revision = ev.KV.Revision
-		obj, err := s.objects.decode(res, prev)
+		obj, cv, err := s.events.decode(s.objects, res, prev)
 		if err != nil || !sel.matches(res, obj) {
-			return "", nil, err
+			return "", nil, nil, err
 		}
-		return watch.Deleted, obj, nil
+		return watch.Deleted, obj, cv, nil
 	case storage.Added:
-		obj, err := s.objects.decode(res, ev.KV)
+		obj, cv, err := s.events.decode(s.objects, res, ev.KV)
 		if err != nil || !sel.matches(res, obj) {
-			return "", nil, err
+			return "", nil, nil, err
 		}
-		return watch.Added, obj, nil
+		return watch.Added, obj, cv, nil
 	default:
-		obj, err := s.objects.decode(res, ev.KV)
+		obj, cv, err := s.events.decode(s.objects, res, ev.KV)
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		now := sel.matches(res, obj)
 		if sel.everything() || ev.Prev == nil {
 			if now {
-				return watch.Modified, obj, nil
+				return watch.Modified, obj, cv, nil
 			}
-			return "", nil, nil
+			return "", nil, nil, nil
 		}
-		old, err := s.objects.decode(res, *ev.Prev)
+		old, _, err := s.events.decode(s.objects, res, *ev.Prev)
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		was := sel.matches(res, old)
 		switch {
 		case was && now:
-			return watch.Modified, obj, nil
+			return watch.Modified, obj, cv, nil
 		case was && !now:
 			// The client last saw old; it leaves the selection at this
 			// event's revision, as kube reports it.
+			old = old.DeepCopyObject()
 			_ = setRV(old, ev.KV.Revision)
-			return watch.Deleted, old, nil
+			return watch.Deleted, old, nil, nil
 		case !was && now:
-			return watch.Added, obj, nil
+			return watch.Added, obj, cv, nil
 		}
-		return "", nil, nil
+		return "", nil, nil, nil
 	}
 }
 
@@ -263,6 +267,20 @@ func newWatchEncoder(rc *reqContext) (*watchEncoder, error) {
 	return e, nil
 }
 
+// writeShared writes an event whose object may come from the event cache:
+// plain object encodings are then taken from (and left in) the cache.
+func (e *watchEncoder) writeShared(typ watch.EventType, obj runtime.Object, cv *cachedValue) error {
+	if cv == nil || e.rc.out.as != "" {
+		return e.write(typ, obj)
+	}
+	raw, err := cv.encoded(e.rc.out.media)
+	if err != nil {
+		return err
+	}
+	return e.writeRaw(typ, raw)
+}
+
+// write encodes obj, as the client asked, and writes it as one event.
 func (e *watchEncoder) write(typ watch.EventType, obj runtime.Object) error {
 	if typ != watch.Error {
 		switch e.rc.out.as {
@@ -285,13 +303,25 @@ func (e *watchEncoder) write(typ watch.EventType, obj runtime.Object) error {
 	if err := setKind(obj); err != nil {
 		return err
 	}
+	var raw bytes.Buffer
+	var err error
+	if e.rc.out.media == mediaProtobuf {
+		err = protoCodec.Encode(obj, &raw)
+	} else {
+		err = jsonCodec.Encode(obj, &raw)
+	}
+	if err != nil {
+		return err
+	}
+	return e.writeRaw(typ, bytes.TrimRight(raw.Bytes(), "\n"))
+}
+
+// writeRaw frames an encoded object as a watch event: a JSON line, or a
+// length-prefixed protobuf WatchEvent.
+func (e *watchEncoder) writeRaw(typ watch.EventType, raw []byte) error {
 	var buf bytes.Buffer
 	if e.rc.out.media == mediaProtobuf {
-		var raw bytes.Buffer
-		if err := protoCodec.Encode(obj, &raw); err != nil {
-			return err
-		}
-		ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw.Bytes()}}
+		ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}}
 		var frame bytes.Buffer
 		if err := protoStream.Encode(ev, &frame); err != nil {
 			return err
@@ -302,10 +332,7 @@ func (e *watchEncoder) write(typ watch.EventType, obj runtime.Object) error {
 		buf.Write(frame.Bytes())
 	} else {
 		fmt.Fprintf(&buf, `{"type":%q,"object":`, typ)
-		if err := jsonCodec.Encode(obj, &buf); err != nil {
-			return err
-		}
-		buf.Truncate(len(bytes.TrimRight(buf.Bytes(), "\n")))
+		buf.Write(raw)
 		buf.WriteString("}\n")
 	}
 	_, err := e.rc.w.Write(buf.Bytes())
