@@ -391,7 +391,6 @@ func TestStartupDelayKeepsPodsPending(t *testing.T) {
 	checkNoGoroutines(t, "created by github.com/skiff-sh/skiff/sim.", "skiff-sh/skiff/sim.(*simulator)")
 }
 
-
 // timedTransport records how long the API took to answer lease updates.
 type timedTransport struct {
 	rt    http.RoundTripper
