@@ -209,10 +209,7 @@ func (s *Server) servePatchOf(rc *reqContext, sub string) {
 		rc.fail(err)
 		return
 	}
-	ct := rc.r.Header.Get("Content-Type")
-	if i := indexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
+	ct := mediaOnly(rc.r.Header.Get("Content-Type"))
 	switch ct {
 	case patchJSON, patchMerge, patchStrategic:
 	case patchApply:
@@ -312,15 +309,6 @@ func (s *Server) servePatchOf(rc *reqContext, sub string) {
 		return
 	}
 	s.respond(rc, http.StatusOK, out)
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // deleteOptions reads DeleteOptions from the body (if any) and the query.

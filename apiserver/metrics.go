@@ -41,8 +41,6 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) serve(w http.ResponseWriter, r *http.Request, _ int64) { m.handler.ServeHTTP(w, r) }
-
 func (m *metrics) watchStarted(resource string) { m.watches.WithLabelValues(resource).Inc() }
 func (m *metrics) watchEnded(resource string)   { m.watches.WithLabelValues(resource).Dec() }
 

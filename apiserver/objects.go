@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -251,9 +250,4 @@ func parseRV(rv string) (int64, error) {
 		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version %q", rv))
 	}
 	return n, nil
-}
-
-// nameFromKey returns the last path segment of a key.
-func nameFromKey(key string) string {
-	return key[strings.LastIndex(key, "/")+1:]
 }

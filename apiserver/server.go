@@ -83,7 +83,6 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ready    atomic.Bool
-	watchers atomic.Int64
 	handler  http.Handler
 }
 
@@ -206,7 +205,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.cfg.Version)
 		return
 	case p == "/metrics":
-		s.metrics.serve(w, r, s.watchers.Load())
+		s.metrics.handler.ServeHTTP(w, r)
 		return
 	case strings.HasPrefix(p, "/openapi/"):
 		if s.cfg.OpenAPI != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
@@ -175,11 +176,10 @@ func (s *Server) serveScale(rc *reqContext) {
 	writeObject(rc.w, rc.out, http.StatusOK, scaleOf(res, out))
 }
 
+// mediaOnly is a Content-Type without its parameters.
 func mediaOnly(ct string) string {
-	if i := indexByte(ct, ';'); i >= 0 {
-		return ct[:i]
-	}
-	return ct
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.TrimSpace(mt)
 }
 
 // serveBinding assigns a pod to a node: the scheduler's write.
@@ -255,7 +255,8 @@ func (s *Server) serveEviction(rc *reqContext) {
 		rc.fail(err)
 		return
 	}
-	if err := decodeEviction(rc.r.Header.Get("Content-Type"), body, ev); err != nil {
+	// policy/v1beta1 Evictions have the same fields; read either.
+	if err := decodeLoose(rc.r.Header.Get("Content-Type"), body, ev); err != nil {
 		rc.fail(err)
 		return
 	}
@@ -288,11 +289,6 @@ func (s *Server) serveEviction(rc *reqContext) {
 		return
 	}
 	writeObject(rc.w, rc.out, http.StatusCreated, successStatus())
-}
-
-func decodeEviction(ct string, body []byte, ev *policyv1.Eviction) error {
-	// policy/v1beta1 Evictions have the same fields; read either.
-	return decodeLoose(ct, body, ev)
 }
 
 // takeDisruption checks the pod's budgets and records the disruption in

@@ -84,12 +84,8 @@ func (s *Server) serveWatch(rc *reqContext) {
 	}
 	events := s.cfg.Store.Watch(ctx, prefix(rc.res, rc.info.Namespace), from, bookmarks)
 
-	s.watchers.Add(1)
 	s.metrics.watchStarted(rc.res.Resource)
-	defer func() {
-		s.watchers.Add(-1)
-		s.metrics.watchEnded(rc.res.Resource)
-	}()
+	defer s.metrics.watchEnded(rc.res.Resource)
 	rc.flushWarnings()
 	rc.w.Header().Set("Content-Type", enc.contentType)
 	rc.w.Header().Set("Transfer-Encoding", "chunked")

@@ -106,22 +106,6 @@ func (st *interPodState) update(c *Cycle, p *PodInfo, n *NodeInfo, delta int64) 
 	st.countIncoming(c, p, n, delta)
 }
 
-func (st *interPodState) clone() *interPodState {
-	return &interPodState{
-		existingAnti: cloneCounts(st.existingAnti),
-		affinity:     cloneCounts(st.affinity),
-		anti:         cloneCounts(st.anti),
-	}
-}
-
-func cloneCounts(m map[topoPair]int64) map[topoPair]int64 {
-	out := make(map[topoPair]int64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 func (interPodAffinity) Filter(c *Cycle, n *NodeInfo) *Status {
 	st := c.interPod
 	labels := n.node.Labels

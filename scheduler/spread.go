@@ -215,17 +215,6 @@ func (st *spreadState) update(c *Cycle, p *PodInfo, n *NodeInfo, delta int64) {
 	}
 }
 
-func (st *spreadState) clone() *spreadState {
-	out := &spreadState{constraints: st.constraints, counts: make([]map[string]int64, len(st.counts)), stale: true}
-	for i, m := range st.counts {
-		out.counts[i] = make(map[string]int64, len(m))
-		for k, v := range m {
-			out.counts[i][k] = v
-		}
-	}
-	return out
-}
-
 func (topologySpread) Filter(c *Cycle, n *NodeInfo) *Status {
 	st := c.spread
 	for i := range st.constraints {

@@ -77,25 +77,18 @@ type ScaleAccess struct {
 // Catalog holds every served resource.
 type Catalog struct {
 	byGVR   map[schema.GroupVersionResource]*Resource
-	byGVK   map[schema.GroupVersionKind]*Resource
 	ordered []*Resource
 }
 
 // NewCatalog indexes resources; it panics on a duplicate, which is a
 // programming error in the catalog's own table.
 func NewCatalog(resources []*Resource) *Catalog {
-	c := &Catalog{
-		byGVR: map[schema.GroupVersionResource]*Resource{},
-		byGVK: map[schema.GroupVersionKind]*Resource{},
-	}
+	c := &Catalog{byGVR: map[schema.GroupVersionResource]*Resource{}}
 	for _, r := range resources {
 		if _, dup := c.byGVR[r.GroupVersionResource]; dup {
 			panic("registry: duplicate resource " + r.GroupVersionResource.String())
 		}
 		c.byGVR[r.GroupVersionResource] = r
-		if _, dup := c.byGVK[r.GroupVersionKind()]; !dup {
-			c.byGVK[r.GroupVersionKind()] = r
-		}
 		c.ordered = append(c.ordered, r)
 	}
 	return c
@@ -104,12 +97,6 @@ func NewCatalog(resources []*Resource) *Catalog {
 // Lookup finds a resource by group, version and plural name.
 func (c *Catalog) Lookup(gvr schema.GroupVersionResource) (*Resource, bool) {
 	r, ok := c.byGVR[gvr]
-	return r, ok
-}
-
-// ForKind finds the resource serving a kind.
-func (c *Catalog) ForKind(gvk schema.GroupVersionKind) (*Resource, bool) {
-	r, ok := c.byGVK[gvk]
 	return r, ok
 }
 

@@ -65,13 +65,6 @@ func nonNegativePtr[T int32 | int64](v *T, p *field.Path) field.ErrorList {
 	return nonNegative(int64(*v), p)
 }
 
-func positive(v int64, p *field.Path) field.ErrorList {
-	if v <= 0 {
-		return field.ErrorList{field.Invalid(p, v, "must be greater than zero")}
-	}
-	return nil
-}
-
 // oneOf checks a required enum field.
 func oneOf[T ~string](v T, p *field.Path, allowed ...T) field.ErrorList {
 	if v == "" {
