@@ -45,6 +45,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
@@ -250,20 +251,30 @@ func term(ctx context.Context, lock *resourcelock.LeaseLock, opts Options, log *
 func release(lock *resourcelock.LeaseLock, opts Options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opts.RenewDeadline)
 	defer cancel()
-	rec, _, err := lock.Get(ctx)
-	if err != nil {
-		return fmt.Errorf("reading lease: %w", err)
+	// A renewal the elector sent just before it stopped may still land
+	// (its client gave up on it, the server did not): a conflict means
+	// that happened, so read the Lease again and retry.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var rec *resourcelock.LeaderElectionRecord
+		rec, _, err = lock.Get(ctx)
+		if err != nil {
+			return fmt.Errorf("reading lease: %w", err)
+		}
+		if rec.HolderIdentity != opts.Identity {
+			return nil
+		}
+		now := metav1.Now()
+		err = lock.Update(ctx, resourcelock.LeaderElectionRecord{
+			LeaseDurationSeconds: 1,
+			LeaderTransitions:    rec.LeaderTransitions,
+			RenewTime:            now,
+			AcquireTime:          now,
+		})
+		if !apierrors.IsConflict(err) {
+			break
+		}
 	}
-	if rec.HolderIdentity != opts.Identity {
-		return nil
-	}
-	now := metav1.Now()
-	err = lock.Update(ctx, resourcelock.LeaderElectionRecord{
-		LeaseDurationSeconds: 1,
-		LeaderTransitions:    rec.LeaderTransitions,
-		RenewTime:            now,
-		AcquireTime:          now,
-	})
 	if err != nil {
 		return fmt.Errorf("updating lease: %w", err)
 	}
