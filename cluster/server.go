@@ -252,6 +252,10 @@ func bootstrap(ctx context.Context, api *apiserver.Server) error {
 	return fmt.Errorf("bootstrap: %w", err)
 }
 
+// progressInterval is how often idle watches get a bookmark, so clients'
+// views of quiet resources stay current (the garbage collector waits on it).
+const progressInterval = time.Second
+
 // openStore connects to the external etcd, or starts the embedded one.
 func openStore(ctx context.Context, cfg ServerConfig) (storage.Interface, func(), error) {
 	if len(cfg.EtcdEndpoints) > 0 {
@@ -259,14 +263,14 @@ func openStore(ctx context.Context, cfg ServerConfig) (storage.Interface, func()
 		if err != nil {
 			return nil, nil, fmt.Errorf("external etcd %v: %w", cfg.EtcdEndpoints, err)
 		}
-		st := etcd.New(c)
+		st := etcd.New(c, etcd.WithProgressInterval(progressInterval))
 		return st, func() { _ = st.Close() }, nil
 	}
 	emb, err := etcd.StartEmbedded(ctx, etcd.EmbeddedConfig{Dir: filepath.Join(cfg.DataDir, "etcd")})
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded etcd: %w", err)
 	}
-	st := etcd.New(emb.Client())
+	st := etcd.New(emb.Client(), etcd.WithProgressInterval(progressInterval))
 	return st, func() { _ = st.Close(); _ = emb.Close() }, nil
 }
 

@@ -358,7 +358,10 @@ func (c *Controller) processDeleting(ctx context.Context, n node) (reconcile.Res
 			}
 		}
 	}
-	act := decideDeleting(n.obj.Finalizers, view, c.synced())
+	// Dependents created just before the owner's deletion may not be in
+	// the view yet: conclude nothing until every resource's view has
+	// caught up with the owner's deletion.
+	act := decideDeleting(n.obj.Finalizers, view, c.synced() && c.caughtUp(n.obj.ResourceVersion))
 	if act.Wait {
 		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -213,6 +214,27 @@ func (c *Controller) synced() bool {
 	defer c.mons.mu.RUnlock()
 	for _, m := range c.mons.m {
 		if !m.synced() {
+			return false
+		}
+	}
+	return true
+}
+
+// caughtUp says whether every monitor's view has reached resourceVersion
+// rv. Skiff's resourceVersions are one cluster-wide revision, so a view at
+// rv or later holds every object written before rv; idle resources reach
+// it through the watch bookmarks the API server sends. A version that is
+// not a number (another server) counts as reached.
+func (c *Controller) caughtUp(rv string) bool {
+	want, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil {
+		return true
+	}
+	c.mons.mu.RLock()
+	defer c.mons.mu.RUnlock()
+	for _, m := range c.mons.m {
+		have, err := strconv.ParseInt(m.informer.LastSyncResourceVersion(), 10, 64)
+		if err == nil && have < want {
 			return false
 		}
 	}
