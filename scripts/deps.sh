@@ -6,6 +6,15 @@ set -euo pipefail
 packages=(
   etcd-server   # a real external etcd for the storage and integration tests
   curl          # make run and the docs use it
+  containerd    # the container runtime the agent starts and speaks CRI to
+  runc          # containerd's OCI runtime
+  containernetworking-plugins  # bridge, host-local, portmap, loopback
+  nftables      # the agent's packet rules
+  iptables      # the portmap CNI plugin programs hostPorts with it
+  busybox-static  # the local busybox image is built from it
+  nginx-light   # the local nginx image is built from Debian's nginx
+  docker-registry # a registry on loopback for the image-pull tests
+  iproute2      # network namespaces for multi-node tests
 )
 
 missing=()
@@ -40,6 +49,13 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/d
   systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 pkill -x -f '/usr/bin/etcd' 2>/dev/null || true
+# Likewise Debian's own containerd, nginx and registry services: the agent
+# starts its own containerd, and tests start their own registry.
+for svc in containerd nginx docker-registry; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
 
 command -v go >/dev/null 2>&1 || export PATH=$PATH:/usr/local/go/bin
 go version >/dev/null
