@@ -18,6 +18,7 @@ import (
 	"github.com/skiff-sh/skiff/controllers/job"
 	"github.com/skiff-sh/skiff/controllers/namespace"
 	"github.com/skiff-sh/skiff/controllers/nodelifecycle"
+	"github.com/skiff-sh/skiff/controllers/nodeipam"
 	"github.com/skiff-sh/skiff/controllers/podgc"
 	"github.com/skiff-sh/skiff/controllers/replicaset"
 	"github.com/skiff-sh/skiff/controllers/serviceaccount"
@@ -47,6 +48,9 @@ type Options struct {
 	// NodeEvictionRate is how many nodes per second, per zone, get their
 	// pods evicted (kube's --node-eviction-rate, 0.1).
 	NodeEvictionRate float64
+	// ClusterCIDR is the pod network nodes get their podCIDRs from
+	// (default 10.42.0.0/16, a /24 per node).
+	ClusterCIDR string
 }
 
 // ControllerManager is kube-controller-manager's part: every controller.
@@ -100,6 +104,9 @@ func controllers(opts Options) []cluster.Component {
 		}},
 		{Name: "cronjob", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return cronjob.New(env.Client, env.Factory, cronjob.Options{Log: env.Log})
+		}},
+		{Name: "nodeipam", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return nodeipam.New(env.Client, env.Factory, nodeipam.Options{Log: env.Log, ClusterCIDR: opts.ClusterCIDR})
 		}},
 		{Name: "podgc", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return podgc.New(env.Client, env.Factory, podgc.Options{Log: env.Log})
