@@ -38,6 +38,7 @@ const maxEarlyEvents = 1000
 type EventRecorder struct {
 	client    kubernetes.Interface
 	component string
+	host      string
 
 	mu      sync.RWMutex
 	rec     record.EventRecorder // set while running
@@ -52,6 +53,12 @@ func NewEventRecorder(client kubernetes.Interface, component string) *EventRecor
 	return &EventRecorder{client: client, component: component}
 }
 
+// NewHostEventRecorder makes a recorder for a component that runs on one
+// host, as the node agent ("kubelet" on node NAME) does.
+func NewHostEventRecorder(client kubernetes.Interface, component, host string) *EventRecorder {
+	return &EventRecorder{client: client, component: component, host: host}
+}
+
 // Start sends events until ctx ends, then stops the broadcaster. It returns
 // an error only when called twice.
 func (r *EventRecorder) Start(ctx context.Context) error {
@@ -62,7 +69,7 @@ func (r *EventRecorder) Start(ctx context.Context) error {
 	}
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	w := b.StartRecordingToSink(&eventSink{ctx: ctx, client: r.client})
-	r.rec = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: r.component})
+	r.rec = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: r.component, Host: r.host})
 	for _, send := range r.early {
 		send(r.rec)
 	}
