@@ -47,7 +47,9 @@ func (m *Manager) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 	hostNet := pod.Spec.HostNetwork
 	hostname := podHostname(pod)
 	if hostNet {
-		hostname, _ = os.Hostname()
+		// Host-network pods see the node's hostname; runc refuses to set
+		// one in the host's UTS namespace.
+		hostname = ""
 	}
 	nsOpts := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD}
 	if hostNet {

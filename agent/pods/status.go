@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/agent/images"
 )
 
 func everything() labels.Selector { return labels.Everything() }
@@ -236,7 +238,7 @@ func conditionOrder(t corev1.PodConditionType) int {
 
 // containerStatusFor reports one container from its newest two instances.
 func (m *Manager) containerStatusFor(ctx context.Context, w *worker, pod *corev1.Pod, c *corev1.Container, rt *podRuntime, waitReason string) corev1.ContainerStatus {
-	cs := corev1.ContainerStatus{Name: c.Name, Image: NormalizeImage(c.Image)}
+	cs := corev1.ContainerStatus{Name: c.Name, Image: images.NormalizeRef(c.Image)}
 	list := rt.containers[c.Name]
 	f := false
 	cs.Started = &f
@@ -356,24 +358,4 @@ func tailLog(path string, lines, max int) string {
 		out = out[len(out)-max:]
 	}
 	return out
-}
-
-// NormalizeImage spells an image reference in full, as the runtime
-// reports it ("nginx" is "docker.io/library/nginx:latest").
-func NormalizeImage(image string) string {
-	if strings.Contains(image, "@") {
-		return image
-	}
-	host := registryHost(image)
-	name := image
-	if host == "docker.io" && !strings.HasPrefix(image, "docker.io/") {
-		name = "docker.io/" + image
-	}
-	if host == "docker.io" && strings.Count(name, "/") == 1 {
-		name = "docker.io/library/" + strings.TrimPrefix(name, "docker.io/")
-	}
-	if !strings.Contains(lastSegment(name), ":") {
-		name += ":latest"
-	}
-	return name
 }

@@ -37,7 +37,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCommand(), kubectlCommand(), simCommand(), whyCommand(), versionCommand())
+	root.AddCommand(serverCommand(), agentCommand(), imageCommand(), kubectlCommand(), simCommand(), whyCommand(), versionCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "skiff:", err)
 		os.Exit(1)
@@ -47,8 +47,9 @@ func main() {
 func serverCommand() *cobra.Command {
 	var cfg cluster.ServerConfig
 	var endpoints string
-	var verbose, noScheduler, noControllers bool
+	var verbose, noScheduler, noControllers, noAgent bool
 	var cpOpts controlplane.Options
+	var agentOpts agentFlags
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API server on etcd",
@@ -67,13 +68,29 @@ func serverCommand() *cobra.Command {
 			if !noControllers {
 				cfg.ControlPlane = append(cfg.ControlPlane, controlplane.ControllerManager(cpOpts))
 			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var agentDone chan struct{}
 			cfg.Ready = func(info cluster.ReadyInfo) {
 				fmt.Fprintf(os.Stderr, "\nSkiff is ready in %s.\n  API:        %s\n  kubeconfig: %s\n  try:        KUBECONFIG=%s kubectl get namespaces\n             skiff kubectl get namespaces\n\n",
 					info.Elapsed.Round(1e6), info.URL, info.Kubeconfig, info.Kubeconfig)
+				if noAgent {
+					return
+				}
+				agentDone = make(chan struct{})
+				go func() {
+					defer close(agentDone)
+					if err := runLocalAgent(ctx, cfg, info, agentOpts); err != nil {
+						cfg.Log.Error("agent stopped", "err", err)
+					}
+				}()
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return cluster.RunServer(ctx, cfg)
+			err := cluster.RunServer(ctx, cfg)
+			if agentDone != nil {
+				stop()
+				<-agentDone
+			}
+			return err
 		},
 	}
 	f := c.Flags()
@@ -86,6 +103,8 @@ func serverCommand() *cobra.Command {
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	f.BoolVar(&noScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
 	f.BoolVar(&noControllers, "disable-controllers", false, "do not run the controllers in this server")
+	f.BoolVar(&noAgent, "disable-agent", false, "do not run a node agent (pods) on this server's machine")
+	agentOpts.register(c)
 	f.DurationVar(&cpOpts.NodeGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may stay silent before it is marked Unknown and its pods are evicted")
 	f.Float64Var(&cpOpts.NodeEvictionRate, "node-eviction-rate", 0.1, "nodes per second, per zone, whose pods may be evicted")
 	return c
