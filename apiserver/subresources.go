@@ -22,7 +22,7 @@ import (
 )
 
 // streamingSubresources are served by the node agent through the API
-// server; until the agent exists they answer 501.
+// server (nodeproxy.go).
 var streamingSubresources = map[string]bool{
 	"log": true, "exec": true, "attach": true, "portforward": true, "proxy": true,
 }
@@ -51,9 +51,8 @@ func (s *Server) serveSubresource(rc *reqContext) {
 		s.serveEviction(rc)
 	case sub == "finalize" && gr == "namespaces" && rc.info.Verb == "update":
 		s.serveUpdateOf(rc, "finalize")
-	case streamingSubresources[sub] && (gr == "pods" || gr == "nodes" || gr == "services"):
-		rc.fail(apierrors.NewGenericServerResponse(http.StatusNotImplemented, rc.info.Verb, rc.res.GroupResource(), rc.info.Name,
-			fmt.Sprintf("%s/%s is not available yet: Skiff's node agent, which serves it, is not built", gr, sub), 0, false))
+	case isStreamingSubresource(sub) && (gr == "pods" || gr == "nodes" || gr == "services"):
+		s.serveNodeProxy(rc)
 	default:
 		rc.fail(apierrors.NewNotFound(rc.res.GroupResource(), rc.info.Name+"/"+sub))
 	}
