@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -71,6 +72,8 @@ func (s *Server) admitCreate(ctx context.Context, res *registry.Resource, obj ru
 			o.Spec.PreemptionPolicy = &p
 		}
 		o.Status.QOSClass = qosClass(&o.Spec)
+	case *certificatesv1.CertificateSigningRequest:
+		return s.admitCSR(ctx, o)
 	case *corev1.Namespace:
 		if len(o.Spec.Finalizers) == 0 {
 			o.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}

@@ -46,7 +46,7 @@ func UserFrom(ctx context.Context) (*User, bool) {
 // system:public-info-viewer role allows.
 func publicPath(p string) bool {
 	switch p {
-	case "/healthz", "/livez", "/readyz", "/version", "/version/":
+	case "/healthz", "/livez", "/readyz", "/version", "/version/", "/cacerts":
 		return true
 	}
 	return strings.HasPrefix(p, "/healthz/") || strings.HasPrefix(p, "/livez/") || strings.HasPrefix(p, "/readyz/")

@@ -21,6 +21,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -108,6 +109,8 @@ func ValidateCreate(obj runtime.Object) field.ErrorList {
 		return validatePodDisruptionBudget(o)
 	case *schedulingv1.PriorityClass:
 		return validatePriorityClass(o)
+	case *certificatesv1.CertificateSigningRequest:
+		return validateCertificateSigningRequest(o)
 	}
 	return nil
 }
@@ -190,6 +193,8 @@ func ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 		return withMetaUpdate(&o.ObjectMeta, &old.(*policyv1.PodDisruptionBudget).ObjectMeta, validatePDBSpec(o))
 	case *schedulingv1.PriorityClass:
 		return validatePriorityClassUpdate(o, old.(*schedulingv1.PriorityClass))
+	case *certificatesv1.CertificateSigningRequest:
+		return validateCertificateSigningRequestUpdate(o, old.(*certificatesv1.CertificateSigningRequest))
 	}
 	return nil
 }
