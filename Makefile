@@ -14,8 +14,9 @@ help: ## list the targets
 deps: ## install what building and testing need (Debian packages, Go modules)
 	@scripts/deps.sh
 
-build: ## build bin/skiff
+build: ## build bin/skiff (and bin/skiff-demo, the demo app's image)
 	$(GO) build -trimpath -ldflags "$$(scripts/ldflags.sh)" -o $(BIN) ./cmd/skiff
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/skiff-demo ./cmd/skiff-demo
 
 run: deps build ## start a one-node cluster and show it working
 	@DATA_DIR=$(DATA_DIR) scripts/run.sh

@@ -43,6 +43,8 @@ func subresources(r *registry.Resource) []subresourceDef {
 		)
 	case "namespaces":
 		out = append(out, subresourceDef{name: "finalize", verbs: metav1.Verbs{"update"}})
+	case "certificatesigningrequests.certificates.k8s.io":
+		out = append(out, subresourceDef{name: "approval", verbs: metav1.Verbs{"get", "update"}})
 	}
 	return out
 }
@@ -94,6 +96,8 @@ func (s *Server) groups() []metav1.APIGroup {
 			g.PreferredVersion = v
 		}
 	}
+	mg := metricsAPIGroup() // served by metricsapi.go, not the catalog
+	byName[mg.Name], names = &mg, append(names, mg.Name)
 	sort.Strings(names)
 	out := make([]metav1.APIGroup, 0, len(names))
 	for _, n := range names {
@@ -208,6 +212,10 @@ func (s *Server) aggregated(core bool) *apidiscoveryv2.APIGroupDiscoveryList {
 		}
 	}
 	for _, g := range groups {
+		if g == metricsGV.Group {
+			list.Items = append(list.Items, metricsDiscovery())
+			continue
+		}
 		gd := apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: g}}
 		for _, gv := range s.catalog.GroupVersions() {
 			if gv.Group != g {

@@ -59,6 +59,9 @@ type Config struct {
 	// TypeConverter types objects for managed fields and server-side
 	// apply (from the OpenAPI schemas); nil leaves both off.
 	TypeConverter managedfields.TypeConverter
+	// CACertPEM is the cluster CA bundle, served to anyone at /cacerts so a
+	// joining node can check it against its join token's hash.
+	CACertPEM []byte
 	// Authenticator identifies the caller of a request; nil lets everyone in
 	// (tests of pure handlers only).
 	Authenticator Authenticator
@@ -69,6 +72,11 @@ type Config struct {
 	// AdvertiseAddress is the address:port other components reach the API
 	// on; it becomes the endpoint of the kubernetes service.
 	AdvertiseAddress netip.AddrPort
+	// KubeletClient is the TLS client configuration for node agents: the
+	// API server's kubelet-client certificate and the cluster CA as
+	// RootCAs. Nil answers the proxied subresources (pods/log, exec,
+	// attach, portforward, nodes/proxy) with 503.
+	KubeletClient *tls.Config
 }
 
 // Server is the API server.
@@ -84,6 +92,8 @@ type Server struct {
 	now      func() time.Time
 	ready    atomic.Bool
 	handler  http.Handler
+	// nodeMetrics keeps the agents' samples for metrics.k8s.io.
+	nodeMetrics nodeMetricsCache
 }
 
 // New builds a server; Bootstrap and then serving make it useful.
@@ -169,6 +179,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Confi
 // buildChain assembles the handler chain, outermost first.
 func (s *Server) buildChain() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
+	h = s.withNodeJoining(h)
 	h = s.withMetrics(h)
 	h = s.withAuthentication(h)
 	h = s.withRecovery(h)
@@ -204,6 +215,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case p == "/version" || p == "/version/":
 		writeJSON(w, http.StatusOK, s.cfg.Version)
 		return
+	case p == "/cacerts":
+		s.serveCACerts(w, r, s.cfg.CACertPEM)
+		return
 	case p == "/metrics":
 		s.metrics.handler.ServeHTTP(w, r)
 		return
@@ -214,6 +228,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}
 	case p == "/" || p == "":
 		s.serveRootPaths(w)
+		return
+	case isMetricsPath(p):
+		s.serveMetrics(w, r)
 		return
 	}
 	if s.serveDiscovery(w, r) {

@@ -45,6 +45,9 @@ type ComponentEnv struct {
 	Log      *slog.Logger
 	// CACertPEM is the cluster CA, for components that publish it.
 	CACertPEM []byte
+	// CA is the cluster CA with its key, for the components that sign
+	// (the CSR signer).
+	CA *pki.CA
 }
 
 // ElectedGroup is a set of components that act only while this server
@@ -70,7 +73,7 @@ type ControlPlaneTiming struct {
 //
 // The identity in the Lease is HOST:APIPORT_RANDOM, so an operator (and a
 // test) can tell which server leads.
-func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing ControlPlaneTiming, caPEM []byte, apiPort int, log *slog.Logger) error {
+func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing ControlPlaneTiming, ca *pki.CA, apiPort int, log *slog.Logger) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("%s: client: %w", g.Lease, err)
@@ -90,7 +93,7 @@ func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing Co
 		RetryPeriod:   timing.RetryPeriod,
 		Log:           log,
 	}, func(lctx context.Context) {
-		env := ComponentEnv{Client: client, Metadata: meta, CACertPEM: caPEM}
+		env := ComponentEnv{Client: client, Metadata: meta, CACertPEM: ca.CertPEM, CA: ca}
 		if err := runComponents(lctx, env, g.Components, log); err != nil {
 			log.Error("components failed", "err", err)
 		}

@@ -29,10 +29,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-sh/skiff/apiserver"
 	"github.com/skiff-sh/skiff/apiserver/openapi"
 	"github.com/skiff-sh/skiff/apiserver/registry"
+	"github.com/skiff-sh/skiff/join"
 	"github.com/skiff-sh/skiff/pki"
 	"github.com/skiff-sh/skiff/storage"
 	"github.com/skiff-sh/skiff/storage/encryption"
@@ -139,6 +142,14 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if err := pki.WriteKubeconfig(kubeconfig, url, "skiff", "skiff-admin", ca.CertPEM, certPEM, keyPEM); err != nil {
 		return fmt.Errorf("admin kubeconfig: %w", err)
 	}
+	kubeletCertPEM, kubeletKeyPEM, err := pki.EnsureClientCert(pkiDir, "apiserver-kubelet-client", KubeletClientUser, []string{"system:masters"}, ca, now)
+	if err != nil {
+		return fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	kubeletClient, err := kubeletClientTLS(ca, kubeletCertPEM, kubeletKeyPEM)
+	if err != nil {
+		return err
+	}
 	enc, err := encryption.LoadOrCreate(filepath.Join(cfg.DataDir, "encryption.json"), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("encryption key: %w", err)
@@ -160,6 +171,10 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if err != nil {
 		return fmt.Errorf("type converter: %w", err)
 	}
+	tokens, err := apiserver.NewBootstrapTokenAuthenticator(store, enc, apiserver.BootstrapTokenOptions{Catalog: catalog})
+	if err != nil {
+		return err
+	}
 	api, err := apiserver.New(apiserver.Config{
 		TypeConverter:    converter,
 		Store:            store,
@@ -168,9 +183,11 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		ServiceCIDR:      serviceCIDR,
 		Version:          Version,
 		OpenAPI:          docs,
-		Authenticator:    apiserver.ClientCertAuthenticator{},
+		Authenticator:    apiserver.ChainAuthenticator{apiserver.ClientCertAuthenticator{}, tokens},
+		CACertPEM:        ca.CertPEM,
 		Log:              log,
 		AdvertiseAddress: netip.AddrPortFrom(advertise, uint16(cfg.APIPort)),
+		KubeletClient:    kubeletClient,
 	})
 	if err != nil {
 		return err
@@ -204,6 +221,9 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if err := bootstrap(ctx, api); err != nil {
 		return err
 	}
+	if err := ensureNodeToken(ctx, kubeconfig, cfg.DataDir, ca); err != nil {
+		return err
+	}
 	api.SetReady(true)
 	var cp sync.WaitGroup
 	for _, g := range cfg.ControlPlane {
@@ -214,7 +234,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		cp.Add(1)
 		go func() {
 			defer cp.Done()
-			if err := runElected(ctx, rc, g, cfg.Election, ca.CertPEM, cfg.APIPort, log); err != nil {
+			if err := runElected(ctx, rc, g, cfg.Election, ca, cfg.APIPort, log); err != nil {
 				log.Error("control plane group stopped", "group", g.Lease, "err", err)
 			}
 		}()
@@ -234,6 +254,22 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	err = <-serveErr
 	log.Info("skiff server stopped")
 	return err
+}
+
+// ensureNodeToken keeps DATA_DIR/node-token, the join token agents use.
+func ensureNodeToken(ctx context.Context, kubeconfig, dataDir string, ca *pki.CA) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("node token: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("node token: %w", err)
+	}
+	if _, err := join.EnsureServerToken(ctx, client, dataDir, ca.Cert); err != nil {
+		return err
+	}
+	return nil
 }
 
 // bootstrap retries the API server's bootstrap while the store settles.
@@ -312,4 +348,21 @@ func parseCIDR(s string) (netip.Addr, netip.Prefix, error) {
 		return netip.Addr{}, p, errors.New("service CIDR: only IPv4 is supported")
 	}
 	return p.Addr(), p.Masked(), nil
+}
+
+// KubeletClientUser is the identity the API server presents to node
+// agents (which accept only it) when it proxies logs, exec, attach and
+// port-forward.
+const KubeletClientUser = "kube-apiserver-kubelet-client"
+
+// kubeletClientTLS is how the API server reaches agents: it verifies their
+// serving certificates against the cluster CA and presents its own.
+func kubeletClientTLS(ca *pki.CA, certPEM, keyPEM []byte) (*tls.Config, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

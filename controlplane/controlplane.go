@@ -6,10 +6,12 @@
 package controlplane
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/skiff-sh/skiff/cluster"
 	"github.com/skiff-sh/skiff/controllers/cronjob"
+	"github.com/skiff-sh/skiff/controllers/csrsigner"
 	"github.com/skiff-sh/skiff/controllers/daemonset"
 	"github.com/skiff-sh/skiff/controllers/deployment"
 	"github.com/skiff-sh/skiff/controllers/disruption"
@@ -17,8 +19,8 @@ import (
 	"github.com/skiff-sh/skiff/controllers/garbagecollector"
 	"github.com/skiff-sh/skiff/controllers/job"
 	"github.com/skiff-sh/skiff/controllers/namespace"
-	"github.com/skiff-sh/skiff/controllers/nodelifecycle"
 	"github.com/skiff-sh/skiff/controllers/nodeipam"
+	"github.com/skiff-sh/skiff/controllers/nodelifecycle"
 	"github.com/skiff-sh/skiff/controllers/podgc"
 	"github.com/skiff-sh/skiff/controllers/replicaset"
 	"github.com/skiff-sh/skiff/controllers/serviceaccount"
@@ -107,6 +109,13 @@ func controllers(opts Options) []cluster.Component {
 		}},
 		{Name: "nodeipam", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return nodeipam.New(env.Client, env.Factory, nodeipam.Options{Log: env.Log, ClusterCIDR: opts.ClusterCIDR})
+		}},
+		{Name: "csrsigner", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			// The Service CIDR: no node may get a serving certificate for
+			// the API server's ClusterIP.
+			return csrsigner.New(env.Client, env.Factory, env.CA, csrsigner.Options{
+				Log: env.Log, ProtectedNetworks: []netip.Prefix{netip.MustParsePrefix("10.43.0.0/16")},
+			})
 		}},
 		{Name: "podgc", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return podgc.New(env.Client, env.Factory, podgc.Options{Log: env.Log})

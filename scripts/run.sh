@@ -18,6 +18,9 @@ if [[ ${1:-} == stop ]]; then
     kill "$(cat "$PIDFILE")"
     for _ in $(seq 1 100); do running || break; sleep 0.1; done
     echo "skiff server stopped"
+    if [[ -d $DATA_DIR/agent ]]; then
+      "$BIN" agent --cleanup --data-dir "$DATA_DIR/agent" && echo "its containers are removed"
+    fi
   else
     echo "skiff server is not running"
   fi
@@ -41,22 +44,41 @@ done
 grep -q "skiff server is ready" "$LOG" || { echo "skiff server not ready after 30s; see $LOG" >&2; exit 1; }
 printf 'skiff server is ready (%.1fs)\n\n' "$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo 0)"
 
+for _ in $(seq 1 600); do
+  if grep -q "is Ready" "$LOG" 2>/dev/null; then break; fi
+  if ! running; then echo "skiff server stopped; its log:" >&2; cat "$LOG" >&2; exit 1; fi
+  sleep 0.1
+done
+grep -q "is Ready" "$LOG" || { echo "the node did not become Ready in 60s; see $LOG" >&2; exit 1; }
+grep "is Ready" "$LOG" | tail -1
+
 k() { echo "\$ skiff kubectl $*"; "$BIN" kubectl "$@"; echo; }
-k get namespaces
+k get nodes -o wide
 k apply -f examples/demo.yaml
-k get deployments,services,configmaps -l app=demo -o wide
+k rollout status deployment/demo --timeout=120s
+k get pods -l app=demo -o wide
+
+# A pod that is not on its way out (a re-run may still be replacing old ones).
+read -r pod ip < <("$BIN" kubectl get pods -l app=demo --no-headers \
+  -o custom-columns=NAME:.metadata.name,IP:.status.podIP,GONE:.metadata.deletionTimestamp | awk '$3 == "<none>" {print $1, $2; exit}')
+echo "\$ curl http://$ip:8080/      # a demo pod, straight on the pod network"
+curl -fsS "http://$ip:8080/"
+echo
+k logs "$pod" --tail=3
 
 cat <<MSG
-Skiff is running (pid $(cat "$PIDFILE"), log $LOG).
+Skiff is running (pid $(cat "$PIDFILE"), log $LOG): one node, with the demo
+Deployment's three pods running in containerd on this machine.
 
   export KUBECONFIG=$KUBECONFIG
-  kubectl get all -A              # any kubectl works; so does: $BIN kubectl ...
-  kubectl explain deployment.spec
-  make stop                       # stop the server (state stays in $DATA_DIR)
+  kubectl get pods -o wide         # any kubectl works; so does: $BIN kubectl ...
+  kubectl logs -f deploy/demo
+  kubectl exec -it $pod -- sh      # busybox and nginx images have a shell; the demo has none
+  kubectl port-forward deploy/demo 8080:8080 & curl localhost:8080
+  kubectl run -it --rm shell --image=busybox --restart=Never -- sh
+  kubectl top pods
+  make stop                        # stop the server and remove its containers (state stays in $DATA_DIR)
 
-The scheduler and controllers are running, but this build has no node agent
-yet, so the demo's pods wait as Pending for a node. To see them scheduled and
-"run" on simulated nodes (no containers):
-
-  $BIN sim --nodes 3 &            # then: kubectl get pods -o wide
+Images are local builds standing in for the public ones (busybox, nginx,
+skiff.local/demo); see README.
 MSG

@@ -37,7 +37,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCommand(), agentCommand(), imageCommand(), kubectlCommand(), simCommand(), whyCommand(), versionCommand())
+	root.AddCommand(serverCommand(), agentCommand(), imageCommand(), kubectlCommand(), simCommand(), whyCommand(), versionCommand(), tokenCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "skiff:", err)
 		os.Exit(1)
@@ -103,6 +103,7 @@ func serverCommand() *cobra.Command {
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	f.BoolVar(&noScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
 	f.BoolVar(&noControllers, "disable-controllers", false, "do not run the controllers in this server")
+	f.StringVar(&cpOpts.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "range pod IPs come from (each node gets a /24 of it)")
 	f.BoolVar(&noAgent, "disable-agent", false, "do not run a node agent (pods) on this server's machine")
 	agentOpts.register(c)
 	f.DurationVar(&cpOpts.NodeGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may stay silent before it is marked Unknown and its pods are evicted")

@@ -1,0 +1,218 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiff-sh/skiff/agent"
+	"github.com/skiff-sh/skiff/cluster"
+)
+
+// Node is a node agent running in-process against a test server, with its
+// own containerd.
+type Node struct {
+	t       testing.TB
+	Name    string
+	DataDir string
+	// Bridge is the node's pod bridge, unique so that test nodes sharing
+	// the host's network namespace (and a `make run` cluster) never meet.
+	Bridge string
+	srv    *Server
+	opts   NodeOptions
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// NodeOptions shape a test node.
+type NodeOptions struct {
+	// Name defaults to "node-1".
+	Name string
+	// Log, when set, receives the agent's logs.
+	Log io.Writer
+}
+
+// NeedRoot skips nothing: it fails the test when it cannot run agents
+// (they need root for containerd, mounts and network namespaces).
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("framework: node tests need root (containerd, mounts, network namespaces); run them as root")
+	}
+	for _, bin := range []string{"containerd", "runc", "ctr"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("framework: %s not found; run `make deps`", bin)
+		}
+	}
+}
+
+// StartNode starts an agent for srv on this machine and waits until its
+// node is Ready. Its API listens on loopback; it is stopped, and everything
+// it created removed, when the test ends.
+func StartNode(t testing.TB, srv *Server, opts NodeOptions) *Node {
+	t.Helper()
+	NeedRoot(t)
+	if opts.Name == "" {
+		opts.Name = "node-1"
+	}
+	// Short paths: containerd's sockets live under the data dir.
+	dir, err := os.MkdirTemp("", "skiff-node-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{t: t, Name: opts.Name, DataDir: dir, srv: srv, opts: opts, Bridge: fmt.Sprintf("skt%d", rand.IntN(1e6))}
+	n.start()
+	t.Cleanup(n.Remove)
+	return n
+}
+
+func (n *Node) start() {
+	n.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	url := fmt.Sprintf("https://127.0.0.1:%d", n.srv.Port)
+	creds, err := cluster.IssueNodeCredentials(n.srv.DataDir, n.DataDir, n.Name, url, []net.IP{net.IPv4(127, 0, 0, 1)}, []string{n.Name})
+	if err != nil {
+		n.t.Fatalf("framework: node credentials: %v", err)
+	}
+	logw := n.opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	cfg := agent.Config{
+		DataDir:     n.DataDir,
+		NodeName:    n.Name,
+		Bridge:      n.Bridge,
+		NodeIP:      "127.0.0.1",
+		Listener:    l,
+		Credentials: &agent.Credentials{Kubeconfig: creds.Kubeconfig, ServingCert: creds.ServingCert, ServingKey: creds.ServingKey, CACertPEM: creds.CACertPEM},
+		DemoBinary:  DemoBinary(n.t),
+		Version:     cluster.Version.GitVersion,
+		Log:         slog.New(slog.NewTextHandler(logw, nil)),
+		Ready:       func(string, time.Duration) { close(ready) },
+	}
+	go func() { done <- agent.Run(ctx, cfg) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		n.t.Fatalf("framework: agent exited before its node was ready: %v", err)
+	case <-time.After(120 * time.Second):
+		cancel()
+		n.t.Fatalf("framework: node %s not ready after 120s", n.Name)
+	}
+	n.mu.Lock()
+	n.cancel, n.done = cancel, done
+	n.mu.Unlock()
+}
+
+// Stop stops the agent; its containers keep running (as on a real node).
+func (n *Node) Stop() {
+	n.mu.Lock()
+	cancel, done := n.cancel, n.done
+	n.cancel, n.done = nil, nil
+	n.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			n.t.Logf("framework: agent stopped with: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		n.t.Errorf("framework: agent %s did not stop within 60s", n.Name)
+	}
+}
+
+// Restart stops the agent and starts it again on the same data dir.
+func (n *Node) Restart() {
+	n.t.Helper()
+	n.Stop()
+	n.start()
+}
+
+// Remove stops the agent and removes everything it created: containers,
+// sandboxes, volumes, and its data dir.
+func (n *Node) Remove() {
+	n.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := agent.Cleanup(ctx, agent.Config{DataDir: n.DataDir, NodeName: n.Name, Bridge: n.Bridge, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		n.t.Errorf("framework: cleaning up node %s: %v", n.Name, err)
+	}
+	unmountUnder(n.DataDir)
+	if err := os.RemoveAll(n.DataDir); err != nil {
+		n.t.Errorf("framework: removing node dir: %v", err)
+	}
+}
+
+// unmountUnder unmounts whatever is still mounted below dir (containerd's
+// overlay and shm mounts of containers that were already removed).
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = exec.Command("umount", "-l", mounts[i]).Run()
+	}
+}
+
+var (
+	demoOnce sync.Once
+	demoPath string
+	demoErr  error
+)
+
+// DemoBinary builds bin/skiff-demo once per test process.
+func DemoBinary(t testing.TB) string {
+	t.Helper()
+	demoOnce.Do(func() {
+		root := RepoRoot()
+		demoPath = filepath.Join(root, "bin", "skiff-demo")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", demoPath, "./cmd/skiff-demo")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			demoErr = fmt.Errorf("building skiff-demo: %v\n%s", err, out)
+		}
+	})
+	if demoErr != nil {
+		t.Fatal(demoErr)
+	}
+	return demoPath
+}
+
+// PodNetwork returns a cluster CIDR for a test cluster's pods: a random
+// 10.X.0.0/16 away from Skiff's default 10.42.0.0/16 and service range
+// 10.43.0.0/16, so test clusters on one machine (and a `make run` cluster)
+// do not route each other's pod addresses.
+func PodNetwork() string {
+	return fmt.Sprintf("10.%d.0.0/16", 100+rand.IntN(100))
+}

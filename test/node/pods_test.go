@@ -1,0 +1,125 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestPods runs the pod lifecycle on one real node.
+func TestPods(t *testing.T) {
+	c := startCluster(t)
+	t.Run("group", func(t *testing.T) {
+		t.Run("RunsAndReports", func(t *testing.T) { t.Parallel(); testRunsAndReports(t, c) })
+		t.Run("InitContainersInOrder", func(t *testing.T) { t.Parallel(); testInitContainers(t, c) })
+		t.Run("RestartPolicies", func(t *testing.T) { t.Parallel(); testRestartPolicies(t, c) })
+	})
+}
+
+func testRunsAndReports(t *testing.T, c *cluster) {
+	ns := c.namespace(t, "basic")
+	pod := busyboxPod(ns, "hello", "sh", "-c", "echo hello from skiff; echo to stderr >&2; exec sleep 3600")
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "GREETING", Value: "hi"}}
+	created := c.createPod(t, pod)
+	p := c.waitPod(t, ns, "hello", 60*time.Second, "ready", ready)
+	cs := p.Status.ContainerStatuses[0]
+	if p.Status.PodIP == "" || !strings.HasPrefix(p.Status.PodIP, "10.1") {
+		t.Errorf("podIP = %q, want one from the node's podCIDR", p.Status.PodIP)
+	}
+	if p.Status.HostIP != "127.0.0.1" || p.Status.StartTime == nil {
+		t.Errorf("hostIP=%q startTime=%v", p.Status.HostIP, p.Status.StartTime)
+	}
+	if cs.State.Running == nil || !cs.Ready || cs.Started == nil || !*cs.Started || cs.RestartCount != 0 {
+		t.Errorf("container status: %+v", cs)
+	}
+	if !strings.HasPrefix(cs.ContainerID, "containerd://") || cs.ImageID == "" || cs.Image != "docker.io/library/busybox:latest" {
+		t.Errorf("container ids: id=%q imageID=%q image=%q", cs.ContainerID, cs.ImageID, cs.Image)
+	}
+	for _, want := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
+		found := false
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == want && cond.Status == corev1.ConditionTrue {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("condition %s not True: %v", want, p.Status.Conditions)
+		}
+	}
+	events := c.events(ns, "hello")
+	for _, reason := range []string{"Pulled", "Created", "Started"} {
+		if !strings.Contains(events, " "+reason+":") {
+			t.Errorf("no %s event; events:\n%s", reason, events)
+		}
+	}
+	// Graceful deletion: the pod goes away and so does its container.
+	if err := c.client.CoreV1().Pods(ns).Delete(context.Background(), "hello", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitGone(t, ns, "hello", 30*time.Second)
+	_ = created
+}
+
+func testInitContainers(t *testing.T, c *cluster) {
+	ns := c.namespace(t, "init")
+	pod := busyboxPod(ns, "ordered", "sh", "-c", "cat /work/log; exec sleep 3600")
+	pod.Spec.Volumes = []corev1.Volume{{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	mount := []corev1.VolumeMount{{Name: "work", MountPath: "/work"}}
+	pod.Spec.Containers[0].VolumeMounts = mount
+	pod.Spec.InitContainers = []corev1.Container{
+		{Name: "first", Image: "busybox", Command: []string{"sh", "-c", "sleep 1; echo first >> /work/log"}, VolumeMounts: mount},
+		{Name: "second", Image: "busybox", Command: []string{"sh", "-c", "echo second >> /work/log"}, VolumeMounts: mount},
+	}
+	c.createPod(t, pod)
+	p := c.waitPod(t, ns, "ordered", 60*time.Second, "ready", ready)
+	for _, s := range p.Status.InitContainerStatuses {
+		if s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 || s.State.Terminated.Reason != "Completed" {
+			t.Errorf("init container %s: %s", s.Name, stateString(s.State))
+		}
+	}
+	out := c.kubectl(t, "logs", "-n", ns, "ordered")
+	if out != "first\nsecond\n" {
+		t.Errorf("init containers ran out of order; main saw %q", out)
+	}
+}
+
+func testRestartPolicies(t *testing.T, c *cluster) {
+	ns := c.namespace(t, "restarts")
+	never := busyboxPod(ns, "never-fails", "sh", "-c", "echo bye; exit 3")
+	never.Spec.RestartPolicy = corev1.RestartPolicyNever
+	c.createPod(t, never)
+	ok := busyboxPod(ns, "onfailure-ok", "true")
+	ok.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	c.createPod(t, ok)
+	crash := busyboxPod(ns, "crasher", "sh", "-c", "exit 1")
+	c.createPod(t, crash)
+
+	p := c.waitPod(t, ns, "never-fails", 60*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if term := p.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 3 || term.Reason != "Error" {
+		t.Errorf("never-fails: %s", stateString(p.Status.ContainerStatuses[0].State))
+	}
+	c.waitPod(t, ns, "onfailure-ok", 60*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	// A crash-looping container restarts with growing back-off, shown as
+	// CrashLoopBackOff.
+	p = c.waitPod(t, ns, "crasher", 60*time.Second, "in CrashLoopBackOff after a restart", func(p *corev1.Pod) bool {
+		if len(p.Status.ContainerStatuses) == 0 {
+			return false
+		}
+		cs := p.Status.ContainerStatuses[0]
+		return cs.RestartCount >= 1 && cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff"
+	})
+	cs := p.Status.ContainerStatuses[0]
+	if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 1 {
+		t.Errorf("crasher lastState: %+v", cs.LastTerminationState)
+	}
+	if !strings.Contains(cs.State.Waiting.Message, "back-off 10s") && !strings.Contains(cs.State.Waiting.Message, "back-off 20s") {
+		t.Errorf("crasher back-off message: %q", cs.State.Waiting.Message)
+	}
+	if !strings.Contains(c.events(ns, "crasher"), "BackOff: Back-off restarting failed container main") {
+		t.Errorf("no BackOff event:\n%s", c.events(ns, "crasher"))
+	}
+}
