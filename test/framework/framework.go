@@ -58,6 +58,11 @@ type Options struct {
 	ControlPlane []cluster.ElectedGroup
 	// Election shortens leader election for tests of failover.
 	Election cluster.ControlPlaneTiming
+	// BindAddress is where the API listens (default 127.0.0.1); tests with
+	// nodes in other network namespaces listen on their gateway address.
+	BindAddress string
+	// AdvertiseAddress defaults to 127.0.0.1.
+	AdvertiseAddress string
 }
 
 // StartServer starts a server and waits until it is ready.
@@ -78,7 +83,11 @@ func (s *Server) start(logw io.Writer) {
 	var l net.Listener
 	var err error
 	for i := 0; i < 50; i++ {
-		l, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port))
+		bind := s.opts.BindAddress
+		if bind == "" {
+			bind = "127.0.0.1"
+		}
+		l, err = net.Listen("tcp", net.JoinHostPort(bind, fmt.Sprint(s.Port)))
 		if err == nil {
 			break
 		}
@@ -94,10 +103,14 @@ func (s *Server) start(logw io.Writer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
+	advertise := s.opts.AdvertiseAddress
+	if advertise == "" {
+		advertise = "127.0.0.1"
+	}
 	cfg := cluster.ServerConfig{
 		DataDir:          s.DataDir,
 		Listener:         l,
-		AdvertiseAddress: "127.0.0.1",
+		AdvertiseAddress: advertise,
 		EtcdEndpoints:    s.EtcdEndpoints,
 		Log:              slog.New(slog.NewTextHandler(logw, nil)),
 		Ready:            func(cluster.ReadyInfo) { close(ready) },

@@ -1,0 +1,157 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Host is a network namespace standing for another machine: it is linked
+// to the test's own namespace by a veth pair, with HostIP on its side and
+// GatewayIP on ours (its default route).
+type Host struct {
+	t         testing.TB
+	Name      string // the netns name
+	HostIP    string
+	GatewayIP string
+	vethOut   string
+}
+
+// NewHost makes a network namespace linked to this one on 10.250.N.0/30,
+// removed when the test ends. Each test process should use distinct n.
+func NewHost(t testing.TB, n int) *Host {
+	t.Helper()
+	NeedRoot(t)
+	tag := rand.IntN(1e5)
+	h := &Host{
+		t:         t,
+		Name:      fmt.Sprintf("skiff-t%d-%d", tag, n),
+		GatewayIP: fmt.Sprintf("10.250.%d.1", n),
+		HostIP:    fmt.Sprintf("10.250.%d.2", n),
+		vethOut:   fmt.Sprintf("skv%d-%d", tag, n),
+	}
+	steps := [][]string{
+		{"ip", "netns", "add", h.Name},
+		{"ip", "link", "add", h.vethOut, "type", "veth", "peer", "name", "eth0", "netns", h.Name},
+		{"ip", "addr", "add", h.GatewayIP + "/30", "dev", h.vethOut},
+		{"ip", "link", "set", h.vethOut, "up"},
+		{"ip", "-n", h.Name, "addr", "add", h.HostIP + "/30", "dev", "eth0"},
+		{"ip", "-n", h.Name, "link", "set", "eth0", "up"},
+		{"ip", "-n", h.Name, "link", "set", "lo", "up"},
+		{"ip", "-n", h.Name, "route", "add", "default", "via", h.GatewayIP},
+	}
+	t.Cleanup(h.remove)
+	for _, s := range steps {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("framework: %s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	return h
+}
+
+func (h *Host) remove() {
+	_ = exec.Command("ip", "netns", "delete", h.Name).Run()
+	_ = exec.Command("ip", "link", "delete", h.vethOut).Run()
+}
+
+// Command runs a command in the host's network namespace (only: it shares
+// the test's mounts and processes).
+func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=/run/netns/" + h.Name, name}, args...)...)
+}
+
+// RemoteNode is a `skiff agent` process joined with a token, running in
+// its own network namespace.
+type RemoteNode struct {
+	Name    string
+	Host    *Host
+	DataDir string
+	Log     string
+	cmd     *exec.Cmd
+}
+
+// StartRemoteNode runs `skiff agent` in host h, joining serverURL with
+// token. It is stopped and cleaned up (containers, volumes, data dir) when
+// the test ends.
+func StartRemoteNode(t testing.TB, h *Host, name, serverURL, token string) *RemoteNode {
+	t.Helper()
+	bin := Binary(t)
+	DemoBinaryNextTo(t, bin)
+	dir, err := os.MkdirTemp("", "skiff-rnode-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &RemoteNode{Name: name, Host: h, DataDir: dir, Log: filepath.Join(dir, "agent.log")}
+	logf, err := os.Create(n.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cmd = h.Command(context.Background(), bin, "agent", "--server", serverURL, "--token", token,
+		"--data-dir", filepath.Join(dir, "agent"), "--node-name", name, "--node-ip", h.HostIP)
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.stop(t)
+		logf.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if out, err := h.Command(ctx, bin, "agent", "--cleanup", "--data-dir", filepath.Join(dir, "agent"), "--node-name", name).CombinedOutput(); err != nil {
+			t.Errorf("framework: cleaning up node %s: %v\n%s", name, err, out)
+		}
+		unmountUnder(dir)
+		_ = os.RemoveAll(dir)
+	})
+	return n
+}
+
+func (n *RemoteNode) stop(t testing.TB) {
+	if n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = n.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-done
+		t.Errorf("framework: agent %s did not stop on SIGTERM within 30s", n.Name)
+	}
+}
+
+// LogTail returns the end of the agent's log, for failure messages.
+func (n *RemoteNode) LogTail() string {
+	b, _ := os.ReadFile(n.Log)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// DemoBinaryNextTo makes sure skiff-demo sits beside the skiff binary, where
+// a `skiff agent` process looks for it.
+func DemoBinaryNextTo(t testing.TB, bin string) {
+	t.Helper()
+	want := filepath.Join(filepath.Dir(bin), "skiff-demo")
+	src := DemoBinary(t)
+	if src == want {
+		return
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(want, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
