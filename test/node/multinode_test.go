@@ -74,7 +74,7 @@ func TestTwoAgentsJoin(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "spread"}},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: ptr.To(int64(0)),
-					Containers: []corev1.Container{{Name: "web", Image: "skiff.local/demo:1"}},
+					Containers:                    []corev1.Container{{Name: "web", Image: "skiff.local/demo:1"}},
 				},
 			},
 		},
