@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,6 +182,9 @@ func Run(ctx context.Context, cfg Config) error {
 				log.Warn("importing images", "dir", filepath.Join(cfg.DataDir, "images"), "err", ierr)
 			}
 		}
+		// Building the images churned through tens of MiB; give them back
+		// now rather than whenever the scavenger gets to it.
+		debug.FreeOSMemory()
 		imgDone <- err
 	}()
 

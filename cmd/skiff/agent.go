@@ -21,8 +21,8 @@ import (
 // agentFlags are the agent settings shared by `skiff agent` and the agent
 // `skiff server` runs.
 type agentFlags struct {
-	nodeName, nodeIP, clusterDNS string
-	port                         int
+	nodeName, nodeIP, clusterDNS, bridge string
+	port                                 int
 }
 
 func (a *agentFlags) register(c *cobra.Command) {
@@ -31,11 +31,12 @@ func (a *agentFlags) register(c *cobra.Command) {
 	f.StringVar(&a.nodeIP, "node-ip", "", "address of this node (default: the host's first IPv4 address)")
 	f.StringVar(&a.clusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address written into pods' resolv.conf")
 	f.IntVar(&a.port, "kubelet-port", 10250, "port of the agent's API (logs, exec, port-forward)")
+	f.StringVar(&a.bridge, "bridge", "skiff0", "name of the pods' network bridge (agents sharing a network namespace need different ones)")
 }
 
 func (a *agentFlags) config(dataDir string, log *slog.Logger) agent.Config {
 	return agent.Config{
-		DataDir: dataDir, NodeName: a.nodeName, NodeIP: a.nodeIP, ClusterDNS: a.clusterDNS, Port: a.port,
+		DataDir: dataDir, NodeName: a.nodeName, NodeIP: a.nodeIP, ClusterDNS: a.clusterDNS, Port: a.port, Bridge: a.bridge,
 		DemoBinary: demoBinary(), Version: cluster.Version.GitVersion, Log: log,
 	}
 }

@@ -114,6 +114,8 @@ type Server struct {
 	PID     int
 	// StartToReady is the time from exec to the first /readyz 200.
 	StartToReady time.Duration
+	// Started is when the process was executed.
+	Started time.Time
 
 	cmd     *exec.Cmd
 	logPath string
@@ -128,6 +130,30 @@ type Server struct {
 // and a free loopback port, with any extra flags (--disable-controllers),
 // and returns once /readyz answers 200.
 func (l *Lab) Start(ctx context.Context, dataDir string, extra ...string) (*Server, error) {
+	// The control-plane measurements run no node agent.
+	return l.start(ctx, dataDir, append([]string{"--disable-agent"}, extra...))
+}
+
+// StartWithAgent starts `skiff server` with its own node agent (containerd,
+// pods) on this machine, on a pod network and bridge of the benchmark's
+// own so that it stays clear of any other cluster here.
+func (l *Lab) StartWithAgent(ctx context.Context, dataDir string, extra ...string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return l.start(ctx, dataDir, append([]string{"--cluster-cidr", benchPodNetwork, "--bridge", benchBridge,
+		"--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1", "--node-name", benchNode}, extra...))
+}
+
+// The benchmark's own pod network, bridge and node name.
+const (
+	benchPodNetwork = "10.199.0.0/16"
+	benchBridge     = "skbench0"
+	benchNode       = "bench-node"
+)
+
+func (l *Lab) start(ctx context.Context, dataDir string, extra []string) (*Server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s, err := l.startOnce(ctx, dataDir, extra)
@@ -209,6 +235,7 @@ func (l *Lab) startOnce(ctx context.Context, dataDir string, extra []string) (*S
 		return nil, fmt.Errorf("start skiff server: %w\nserver log (%s):\n%s", err, logPath, tail)
 	}
 	s.StartToReady = elapsed
+	s.Started = start
 	return s, nil
 }
 

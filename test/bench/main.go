@@ -112,6 +112,7 @@ var measurements = []measurement{
 	{"schedule", measureSchedule},
 	{"deployment", measureDeployment},
 	{"nodescale", measureNodeScale},
+	{"node", measureNode},
 }
 
 func main() {

@@ -22,6 +22,7 @@ type Report struct {
 	Schedule     []ScheduleResult  `json:"schedule,omitempty"`
 	Deployment   *DeploymentResult `json:"deployment,omitempty"`
 	NodeScale    *NodeScaleResult  `json:"nodescale,omitempty"`
+	Node         *NodeResult       `json:"node,omitempty"`
 	Summary      []SummaryLine     `json:"summary"`
 	Errors       []string          `json:"errors,omitempty"`
 	Durations    map[string]Secs   `json:"durations_seconds"`
