@@ -212,6 +212,23 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	allocatable := n.Status.Allocatable
+	vm := &volumes.Manager{Root: filepath.Join(cfg.DataDir, "pods"), Client: client, Log: cfg.Log, NodeAllocatable: allocatable}
+	// Mount propagation into containers needs the volumes on a shared mount.
+	if err := vm.MakeRootShared(); err != nil {
+		return fmt.Errorf("pod volume root: %w", err)
+	}
+	mgr, err := pods.New(pods.Config{
+		NodeName: cfg.NodeName, Client: client, Runtime: rt.Runtime(), Images: rt.Images(),
+		Volumes: vm,
+		PodDir:  filepath.Join(cfg.DataDir, "pods"), LogDir: filepath.Join(cfg.DataDir, "logs"),
+		NodeIPs: []netip.Addr{ip}, ClusterDNS: []string{cfg.ClusterDNS}, ClusterDomain: cfg.ClusterDomain,
+		CgroupRoot: "/skiff/" + cfg.NodeName, LocalImage: local.has, Allocatable: allocatable, Log: cfg.Log,
+	})
+	if err != nil {
+		return err
+	}
+
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	runCtx, stop := context.WithCancel(ctx)
@@ -243,7 +260,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return server.Serve(ctx, server.Config{
 			Listener: l, TLS: srvTLS, AllowedUsers: []string{APIServerClientUser},
 			Runtime: rt.Runtime(), NodeName: cfg.NodeName, Log: cfg.Log,
-			Extra: map[string]http.Handler{"GET " + stats.Path: stats.Handler(rt.Runtime(), cfg.NodeName, cfg.Log)},
+			Extra: map[string]http.Handler{
+				"GET " + stats.Path: stats.Handler(rt.Runtime(), cfg.NodeName, cfg.Log),
+				"GET /metrics":      mgr.MetricsHandler(),
+			},
 		})
 	})
 
@@ -270,22 +290,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	keeper.Poke()
 
-	allocatable := n.Status.Allocatable
-	vm := &volumes.Manager{Root: filepath.Join(cfg.DataDir, "pods"), Client: client, Log: cfg.Log, NodeAllocatable: allocatable}
-	// Mount propagation into containers needs the volumes on a shared mount.
-	if err := vm.MakeRootShared(); err != nil {
-		return fmt.Errorf("pod volume root: %w", err)
-	}
-	mgr, err := pods.New(pods.Config{
-		NodeName: cfg.NodeName, Client: client, Runtime: rt.Runtime(), Images: rt.Images(),
-		Volumes: vm,
-		PodDir:  filepath.Join(cfg.DataDir, "pods"), LogDir: filepath.Join(cfg.DataDir, "logs"),
-		NodeIPs: []netip.Addr{ip}, ClusterDNS: []string{cfg.ClusterDNS}, ClusterDomain: cfg.ClusterDomain,
-		CgroupRoot: "/skiff/" + cfg.NodeName, LocalImage: local.has, Allocatable: allocatable, Log: cfg.Log,
-	})
-	if err != nil {
-		return err
-	}
 	goRun("pods", mgr.Run)
 	manifests := cfg.ManifestsDir
 	if manifests == "" {

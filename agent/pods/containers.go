@@ -121,6 +121,7 @@ func (m *Manager) restartWithBackoff(ctx context.Context, w *worker, pc *podCont
 		return until.Sub(now)
 	}
 	m.backoff.failed(key, now)
+	m.metrics.restarts.Inc()
 	if err := m.createAndStart(ctx, w, pc, rt, c, latest.Metadata.GetAttempt()+1); err != nil {
 		return m.waitAfterCreateError(w, pod, c)
 	}
@@ -182,11 +183,13 @@ func (m *Manager) createAndStart(ctx context.Context, w *worker, pc *podContext,
 func (m *Manager) startCreated(ctx context.Context, w *worker, pc *podContext, c *corev1.Container, id string) {
 	pod := pc.pod
 	if _, err := m.cfg.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		m.metrics.startErrors.WithLabelValues("RunContainerError").Inc()
 		w.setWaiting(c.Name, "RunContainerError", err.Error())
 		m.events.Event(pod, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		return
 	}
 	w.setWaiting(c.Name, "", "")
+	m.metrics.startedContainers.Inc()
 	m.events.Event(pod, corev1.EventTypeNormal, "Started", "Started container "+c.Name)
 	target := m.probeTarget(pc, c, id)
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {

@@ -73,6 +73,7 @@ type Manager struct {
 	svcSync  cache.InformerSynced
 	probes   *prober.Manager
 	backoff  *backoff
+	metrics  *metrics
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker
@@ -106,6 +107,7 @@ func New(cfg Config) (*Manager, error) {
 		clock:   cfg.Clock,
 		events:  reconcile.NewHostEventRecorder(cfg.Client, "kubelet", cfg.NodeName),
 		backoff: newBackoff(),
+		metrics: newMetrics(cfg.NodeName),
 		workers: map[types.UID]*worker{},
 		seen:    map[types.UID]string{},
 	}
@@ -228,6 +230,11 @@ func (m *Manager) relist(ctx context.Context, all bool) {
 		}
 		return
 	}
+	byUID := make(map[string]*podRuntime, len(snap))
+	for uid, r := range snap {
+		byUID[string(uid)] = r
+	}
+	m.metrics.observeSnapshot(byUID)
 	var changed []types.UID
 	m.mu.Lock()
 	for uid, r := range snap {

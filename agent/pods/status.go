@@ -43,6 +43,12 @@ func (m *Manager) writeStatus(ctx context.Context, w *worker, pod *corev1.Pod, r
 	}
 	w.lastStatus = st
 	w.lastRV = updated.ResourceVersion
+	if st.Phase == corev1.PodRunning && !w.reportedRunning {
+		w.reportedRunning = true
+		if !w.startTime.IsZero() {
+			m.metrics.podStart.Observe(m.clock.Since(w.startTime).Seconds())
+		}
+	}
 }
 
 // seconds truncates a time as the API stores it.

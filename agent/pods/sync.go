@@ -42,6 +42,7 @@ func (m *Manager) syncPod(ctx context.Context, w *worker) (time.Duration, bool) 
 	if ctx.Err() != nil {
 		return 0, false
 	}
+	start := time.Now()
 	pod := m.currentPod(w)
 	rt, err := m.podRuntimeOf(ctx, w.uid)
 	if err != nil {
@@ -51,6 +52,7 @@ func (m *Manager) syncPod(ctx context.Context, w *worker) (time.Duration, bool) 
 	if pod == nil {
 		// Gone from the API (force-deleted, or deleted while the agent was
 		// away): stop and remove everything without waiting.
+		defer m.metrics.since("remove", start)
 		if err := m.removePod(ctx, w, nil, rt, 2); err != nil {
 			m.log.Warn("removing a deleted pod", "pod", w.namespace+"/"+w.name, "err", err)
 			return 2 * time.Second, false
@@ -58,13 +60,18 @@ func (m *Manager) syncPod(ctx context.Context, w *worker) (time.Duration, bool) 
 		return 0, true
 	}
 	if pod.DeletionTimestamp != nil {
+		defer m.metrics.since("terminate", start)
 		return m.terminatePod(ctx, w, pod, rt), false
 	}
+	defer m.metrics.since("sync", start)
 	if w.startTime.IsZero() {
 		w.startTime = m.clock.Now()
 		if pod.Status.StartTime != nil {
 			w.startTime = pod.Status.StartTime.Time
 		}
+		// A pod already running when first seen (adopted after an agent
+		// restart) is not a start to measure.
+		w.reportedRunning = pod.Status.Phase == corev1.PodRunning
 	}
 	if isTerminal(pod) || w.terminal {
 		// Finished pods keep their containers (for logs) but not their

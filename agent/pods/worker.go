@@ -29,6 +29,8 @@ type worker struct {
 	// lastStatus is the status last written, to skip identical writes.
 	lastStatus *corev1.PodStatus
 	lastRV     string
+	// reportedRunning is set once the pod's start was observed in metrics.
+	reportedRunning bool
 	// terminal is set once the pod reached Succeeded or Failed here.
 	terminal bool
 	// messages about waiting containers (pull errors, config errors),

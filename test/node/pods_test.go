@@ -17,7 +17,38 @@ func TestPods(t *testing.T) {
 		t.Run("RunsAndReports", func(t *testing.T) { t.Parallel(); testRunsAndReports(t, c) })
 		t.Run("InitContainersInOrder", func(t *testing.T) { t.Parallel(); testInitContainers(t, c) })
 		t.Run("RestartPolicies", func(t *testing.T) { t.Parallel(); testRestartPolicies(t, c) })
+		t.Run("GracePeriodOverride", func(t *testing.T) { t.Parallel(); testGracePeriod(t, c) })
+		t.Run("AgentMetrics", func(t *testing.T) { t.Parallel(); testAgentMetrics(t, c) })
 	})
+}
+
+// testGracePeriod: a process that ignores SIGTERM is killed when the grace
+// period given to kubectl delete ends, not the pod's 30 s.
+func testGracePeriod(t *testing.T, c *cluster) {
+	ns := c.namespace(t, "grace")
+	pod := busyboxPod(ns, "stubborn", "sh", "-c", "trap '' TERM; while true; do sleep 0.2; done")
+	thirty := int64(30)
+	pod.Spec.TerminationGracePeriodSeconds = &thirty
+	c.createPod(t, pod)
+	c.waitPod(t, ns, "stubborn", 60*time.Second, "ready", ready)
+	start := time.Now()
+	c.kubectl(t, "delete", "pod", "-n", ns, "stubborn", "--grace-period=2")
+	took := time.Since(start)
+	if took < 2*time.Second || took > 10*time.Second {
+		t.Errorf("kubectl delete --grace-period=2 of a pod ignoring SIGTERM took %s", took)
+	}
+	c.waitGone(t, ns, "stubborn", 10*time.Second)
+}
+
+// testAgentMetrics reads the agent's Prometheus metrics through the API
+// server's node proxy.
+func testAgentMetrics(t *testing.T, c *cluster) {
+	out := c.kubectl(t, "get", "--raw", "/api/v1/nodes/"+c.node.Name+"/proxy/metrics")
+	for _, want := range []string{"kubelet_running_pods", "kubelet_running_containers{container_state=\"running\"}", "kubelet_pod_start_duration_seconds_bucket", "kubelet_node_name{node=\"" + c.node.Name + "\"} 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("agent metrics lack %s", want)
+		}
+	}
 }
 
 func testRunsAndReports(t *testing.T, c *cluster) {
@@ -118,6 +149,16 @@ func testRestartPolicies(t *testing.T, c *cluster) {
 	}
 	if !strings.Contains(cs.State.Waiting.Message, "back-off 10s") && !strings.Contains(cs.State.Waiting.Message, "back-off 20s") {
 		t.Errorf("crasher back-off message: %q", cs.State.Waiting.Message)
+	}
+	// The delays grow: the back-off after the next crash is twice as long.
+	first := cs.State.Waiting.Message
+	p = c.waitPod(t, ns, "crasher", 60*time.Second, "backing off longer", func(p *corev1.Pod) bool {
+		w := p.Status.ContainerStatuses[0].State.Waiting
+		return w != nil && w.Reason == "CrashLoopBackOff" && w.Message != first &&
+			(strings.Contains(w.Message, "back-off 20s") || strings.Contains(w.Message, "back-off 40s"))
+	})
+	if r := p.Status.ContainerStatuses[0].RestartCount; r < 2 {
+		t.Errorf("longer back-off after only %d restarts", r)
 	}
 	if !strings.Contains(c.events(ns, "crasher"), "BackOff: Back-off restarting failed container main") {
 		t.Errorf("no BackOff event:\n%s", c.events(ns, "crasher"))
