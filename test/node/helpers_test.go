@@ -24,6 +24,22 @@ type cluster struct {
 	srv    *framework.Server
 	node   *framework.Node
 	client kubernetes.Interface
+	// kubectlBin overrides kubectlPath() for this view of the cluster.
+	kubectlBin string
+}
+
+// with returns a view of the cluster that runs another kubectl binary.
+func (c *cluster) with(bin string) *cluster {
+	cp := *c
+	cp.kubectlBin = bin
+	return &cp
+}
+
+func (c *cluster) kubectlPath() string {
+	if c.kubectlBin != "" {
+		return c.kubectlBin
+	}
+	return kubectlPath()
 }
 
 func startCluster(t *testing.T) *cluster {
@@ -173,7 +189,7 @@ func (c *cluster) kubectlErr(t *testing.T, stdin string, args ...string) (string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kubectlPath(), args...)
+	cmd := exec.CommandContext(ctx, c.kubectlPath(), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.srv.Kubeconfig, "HOME="+t.TempDir())
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer

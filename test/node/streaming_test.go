@@ -21,8 +21,17 @@ import (
 // TestKubectlStreaming drives logs, exec, attach, port-forward and cp with
 // stock kubectl through the API server to the agent.
 func TestKubectlStreaming(t *testing.T) {
-	c := startCluster(t)
-	ns := c.namespace(t, "stream")
+	all := startCluster(t)
+	// kubectl 1.27 speaks SPDY only; 1.33 WebSocket first.
+	for _, v := range []string{"1.27", "1.33"} {
+		t.Run("kubectl-"+v, func(t *testing.T) {
+			testStreaming(t, all.with("/usr/lib/google-cloud-sdk/bin/kubectl."+v), "stream-"+strings.ReplaceAll(v, ".", "-"))
+		})
+	}
+}
+
+func testStreaming(t *testing.T, c *cluster, name string) {
+	ns := c.namespace(t, name)
 	ticker := busyboxPod(ns, "ticker", "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.3; done")
 	c.createPod(t, ticker)
 	web := &corev1.Pod{
@@ -41,7 +50,7 @@ func TestKubectlStreaming(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, kubectlPath(), "logs", "-f", "-n", ns, "ticker", "--tail=1")
+			cmd := exec.CommandContext(ctx, c.kubectlPath(), "logs", "-f", "-n", ns, "ticker", "--tail=1")
 			cmd.Env = append(os.Environ(), "KUBECONFIG="+c.srv.Kubeconfig, "HOME="+t.TempDir())
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -76,7 +85,7 @@ func TestKubectlStreaming(t *testing.T) {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
 				t.Errorf("exec exit code: %v", err)
 			}
-			cmdline := fmt.Sprintf("%s exec -it -n %s ticker -- sh -c 'tty; echo rows=$(stty size)'", kubectlPath(), ns)
+			cmdline := fmt.Sprintf("%s exec -it -n %s ticker -- sh -c 'tty; echo rows=$(stty size)'", c.kubectlPath(), ns)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, "script", "-qec", cmdline, "/dev/null")
@@ -101,7 +110,7 @@ func TestKubectlStreaming(t *testing.T) {
 			l.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, kubectlPath(), "port-forward", "-n", ns, "pod/web", fmt.Sprintf("%d:8080", port))
+			cmd := exec.CommandContext(ctx, c.kubectlPath(), "port-forward", "-n", ns, "pod/web", fmt.Sprintf("%d:8080", port))
 			cmd.Env = append(os.Environ(), "KUBECONFIG="+c.srv.Kubeconfig, "HOME="+t.TempDir())
 			stdout, _ := cmd.StdoutPipe()
 			cmd.Stderr = cmd.Stdout
@@ -142,6 +151,31 @@ func TestKubectlStreaming(t *testing.T) {
 			c.kubectl(t, "cp", ns+"/ticker:/tmp/down.txt", dst)
 			if b, err := os.ReadFile(dst); err != nil || string(b) != "copied down\n" {
 				t.Errorf("cp out of the pod: %q %v", b, err)
+			}
+		})
+		t.Run("AttachAndPrevious", func(t *testing.T) {
+			t.Parallel()
+			echo := busyboxPod(ns, "echoer", "sh", "-c", "while read l; do echo \"got $l\"; done; echo stdin closed")
+			echo.Spec.Containers[0].Stdin = true
+			echo.Spec.Containers[0].StdinOnce = true
+			c.createPod(t, echo)
+			c.waitPod(t, ns, "echoer", 60*time.Second, "ready", ready)
+			out, err := c.kubectlErr(t, "hello attach\n", "attach", "-i", "-n", ns, "echoer")
+			if err != nil || !strings.Contains(out, "got hello attach") {
+				t.Errorf("attach -i: err=%v out=%q", err, out)
+			}
+			// The container exited when its stdin closed and was restarted:
+			// the previous instance's log is still there.
+			c.waitPod(t, ns, "echoer", 60*time.Second, "restarted", func(p *corev1.Pod) bool {
+				return len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].RestartCount >= 1
+			})
+			prev, err := c.kubectlErr(t, "", "logs", "--previous", "-n", ns, "echoer")
+			if err != nil || !strings.Contains(prev, "got hello attach") || !strings.Contains(prev, "stdin closed") {
+				t.Errorf("logs --previous: err=%v out=%q", err, prev)
+			}
+			ts := c.kubectl(t, "logs", "--previous", "--timestamps", "--tail=1", "-n", ns, "echoer")
+			if !strings.HasSuffix(strings.TrimSpace(ts), "stdin closed") || !strings.Contains(ts, "T") || strings.Count(ts, "\n") != 1 {
+				t.Errorf("logs --timestamps --tail=1: %q", ts)
 			}
 		})
 		t.Run("RunInteractiveRemove", func(t *testing.T) {
