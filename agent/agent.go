@@ -31,7 +31,9 @@ import (
 	"github.com/skiff-sh/skiff/agent/server"
 	"github.com/skiff-sh/skiff/agent/static"
 	"github.com/skiff-sh/skiff/agent/stats"
+	"github.com/skiff-sh/skiff/agent/storage"
 	"github.com/skiff-sh/skiff/agent/volumes"
+	"github.com/skiff-sh/skiff/controllers/volumebinding/pvmatch"
 	"github.com/skiff-sh/skiff/join"
 )
 
@@ -189,9 +191,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 
 	var netReady sync.Map // "cni" -> true once the conflist is written
+	storageBase := storage.BaseDir(cfg.DataDir)
 	keeper, err := node.New(node.Config{
 		Name: cfg.NodeName, Client: client, Addresses: []netip.Addr{ip}, Hostname: hostnameOr(cfg.NodeName),
-		Labels: cfg.Labels, Taints: cfg.Taints, KubeletPort: int32(cfg.Port), DataDir: cfg.DataDir,
+		Annotations: map[string]string{pvmatch.AnnLocalPathBase: storageBase},
+		Labels:      cfg.Labels, Taints: cfg.Taints, KubeletPort: int32(cfg.Port), DataDir: cfg.DataDir,
 		RuntimeVersion: runtimeVersion(ctx, rt.Runtime()), Version: cfg.Version,
 		Ready: func(ctx context.Context) (bool, string) {
 			if _, ok := netReady.Load("cni"); !ok {
@@ -297,6 +301,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	static := &static.Syncer{Dir: manifests, NodeName: cfg.NodeName, NodeUID: n.UID, Client: client, Log: cfg.Log}
 	goRun("static pods", static.Run)
+	goRun("local volumes", storage.New(client, cfg.NodeName, storageBase, cfg.Log).Run)
 	if cfg.Ready != nil {
 		go func() {
 			if waitNodeReady(runCtx, client, cfg.NodeName) == nil {

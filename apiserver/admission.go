@@ -7,11 +7,13 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiff-sh/skiff/apiserver/registry"
+	"github.com/skiff-sh/skiff/controllers/volumebinding/pvmatch"
 )
 
 // defaultTolerationSeconds is how long pods stay on a node that went
@@ -74,6 +76,8 @@ func (s *Server) admitCreate(ctx context.Context, res *registry.Resource, obj ru
 		o.Status.QOSClass = qosClass(&o.Spec)
 	case *certificatesv1.CertificateSigningRequest:
 		return s.admitCSR(ctx, o)
+	case *corev1.PersistentVolumeClaim:
+		return s.defaultStorageClass(ctx, o)
 	case *corev1.Namespace:
 		if len(o.Spec.Finalizers) == 0 {
 			o.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
@@ -200,4 +204,31 @@ func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 		return corev1.PodQOSGuaranteed
 	}
 	return corev1.PodQOSBurstable
+}
+
+// defaultStorageClass gives a claim that names no class the default
+// StorageClass, if there is one (kube's DefaultStorageClass admission).
+func (s *Server) defaultStorageClass(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
+	if pvmatch.HasClass(pvc) {
+		return nil
+	}
+	scRes, ok := s.catalog.Lookup(storagev1.SchemeGroupVersion.WithResource("storageclasses"))
+	if !ok {
+		return nil
+	}
+	list, err := s.listAll(ctx, scRes, "")
+	if err != nil {
+		return err
+	}
+	classes := make([]*storagev1.StorageClass, 0, len(list))
+	for _, o := range list {
+		if sc, ok := o.(*storagev1.StorageClass); ok {
+			classes = append(classes, sc)
+		}
+	}
+	if d := pvmatch.DefaultClass(classes); d != nil {
+		name := d.Name
+		pvc.Spec.StorageClassName = &name
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/skiff-sh/skiff/controllers/replicaset"
 	"github.com/skiff-sh/skiff/controllers/serviceaccount"
 	"github.com/skiff-sh/skiff/controllers/statefulset"
+	"github.com/skiff-sh/skiff/controllers/volumebinding"
 	"github.com/skiff-sh/skiff/scheduler"
 )
 
@@ -116,6 +117,12 @@ func controllers(opts Options) []cluster.Component {
 			return csrsigner.New(env.Client, env.Factory, env.CA, csrsigner.Options{
 				Log: env.Log, ProtectedNetworks: []netip.Prefix{netip.MustParsePrefix("10.43.0.0/16")},
 			})
+		}},
+		{Name: "persistentvolume-binder", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return volumebinding.NewBinder(env.Client, env.Factory, volumebinding.BinderOptions{Log: env.Log})
+		}},
+		{Name: "local-path-provisioner", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return volumebinding.NewProvisioner(env.Client, env.Factory, volumebinding.ProvisionerOptions{Log: env.Log})
 		}},
 		{Name: "podgc", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return podgc.New(env.Client, env.Factory, podgc.Options{Log: env.Log})

@@ -16,9 +16,18 @@ import (
 // can decide the next pod while they wait on the API server; each is
 // idempotent and skips writes that would change nothing.
 
-// bind assigns pod to node through the pods/binding subresource. On
-// failure the assumed pod is forgotten and the pod retried after backoff.
+// bind assigns pod to node through the pods/binding subresource, after
+// writing node as the selected node of its unbound WaitForFirstConsumer
+// claims. On failure the assumed pod is forgotten and the pod retried
+// after backoff.
 func (s *Scheduler) bind(ctx context.Context, key string, pod *corev1.Pod, node string) {
+	if err := s.selectNode(ctx, pod, node); err != nil {
+		s.cache.Forget(pod)
+		s.claims.forget(pod)
+		s.log.Warn("select node for claims failed", "pod", key, "node", node, "err", err)
+		s.queue.Failed(key, 0, s.opts.Now())
+		return
+	}
 	b := &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: node},

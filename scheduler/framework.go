@@ -148,6 +148,7 @@ type Cycle struct {
 	spread        *spreadState
 	spreadScore   *spreadScoreState
 	volumes       []*nodeSelector
+	delayed       []delayedClaim // unbound WaitForFirstConsumer claims
 	images        []string
 }
 

@@ -67,6 +67,7 @@ type Scheduler struct {
 	pods    corelisters.PodLister
 	pdbs    policylisters.PodDisruptionBudgetLister
 	objects *listerObjects
+	claims  *claimOverlay // objects plus selected nodes not seen yet
 	synced  []toolscache.InformerSynced
 
 	work   chan func(context.Context)
@@ -129,7 +130,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 	s.pods = podInf.Lister()
 	s.pdbs = pdbInf.Lister()
 	s.objects = &listerObjects{pvcs: pvcInf.Lister(), pvs: pvInf.Lister(), classes: scInf.Lister(), namespaces: nsInf.Lister()}
-	s.snap.objects = s.objects
+	s.claims = newClaimOverlay(s.objects)
+	s.snap.objects = s.claims
 
 	handlers := []struct {
 		inf toolscache.SharedIndexInformer
@@ -138,6 +140,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		{podInf.Informer(), toolscache.ResourceEventHandlerFuncs{AddFunc: s.onPodAdd, UpdateFunc: s.onPodUpdate, DeleteFunc: s.onPodDelete}},
 		{nodeInf.Informer(), toolscache.ResourceEventHandlerFuncs{AddFunc: s.onNodeAdd, UpdateFunc: s.onNodeUpdate, DeleteFunc: s.onNodeDelete}},
 		{pvcInf.Informer(), s.mover(HintVolume)},
+		{pvcInf.Informer(), s.claims.handlers()},
 		{pvInf.Informer(), s.mover(HintVolume)},
 		{scInf.Informer(), s.mover(HintVolume)},
 		{nsInf.Informer(), s.mover(HintNamespace)},
@@ -271,6 +274,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) {
 			s.queue.Failed(key, 0, s.opts.Now())
 			return
 		}
+		s.claims.assume(pod, d.Node)
 		s.do(ctx, func(ctx context.Context) { s.bind(ctx, key, pod, d.Node) })
 		return
 	}
@@ -338,7 +342,7 @@ func hintsFor(u *Unschedulable) Hint {
 				h |= HintNamespace
 			case reasonSpread:
 				h |= HintPodAdded
-			case reasonVolumeAffinity, reasonMissingPV:
+			case reasonVolumeAffinity, reasonMissingPV, reasonBindConflict:
 				h |= HintVolume
 			}
 		}

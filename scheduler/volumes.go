@@ -16,9 +16,10 @@ var statusMissingPV = unresolvable(reasonMissingPV)
 // ephemeral volumes' claims) to its bound PersistentVolume and keeps only
 // nodes the volume's spec.nodeAffinity allows, which pins pods to the node
 // of a local volume. A missing or deleted claim, or an unbound claim whose
-// class binds immediately, rejects the pod; an unbound claim whose class
-// waits for the first consumer does not constrain the node (Skiff does not
-// provision volumes for it).
+// class binds immediately, rejects the pod. An unbound claim whose class
+// waits for the first consumer keeps only its selected node once it has
+// one, and otherwise nodes holding a matching volume (classes without a
+// provisioner) or in the class's allowed topologies (claims.go).
 type volumeNodeAffinity struct{}
 
 func (volumeNodeAffinity) Name() string { return "VolumeBinding" }
@@ -55,6 +56,7 @@ func (volumeNodeAffinity) Prepare(c *Cycle) (bool, *Status) {
 		}
 		if pvc.Spec.VolumeName == "" {
 			if waitsForConsumer(objs, pvc) {
+				prepareDelayed(c, objs, pvc)
 				continue
 			}
 			return false, unresolvable("pod has unbound immediate PersistentVolumeClaims")
@@ -71,7 +73,7 @@ func (volumeNodeAffinity) Prepare(c *Cycle) (bool, *Status) {
 	if missingPV {
 		c.volumes = append(c.volumes[:0], nil)
 	}
-	return len(c.volumes) == 0, nil
+	return len(c.volumes) == 0 && len(c.delayed) == 0, nil
 }
 
 func (volumeNodeAffinity) Filter(c *Cycle, n *NodeInfo) *Status {
@@ -83,7 +85,7 @@ func (volumeNodeAffinity) Filter(c *Cycle, n *NodeInfo) *Status {
 			return statusVolumeAffinity
 		}
 	}
-	return nil
+	return filterDelayed(c, n)
 }
 
 // waitsForConsumer reports whether an unbound claim's storage class

@@ -25,6 +25,7 @@ type Config struct {
 	Addresses   []netip.Addr // InternalIP addresses, first is primary
 	Hostname    string
 	Labels      map[string]string // added to the well-known ones at registration
+	Annotations map[string]string // kept on the Node
 	Taints      []corev1.Taint    // registered with the node
 	KubeletPort int32             // the agent's API port (daemonEndpoints)
 	DataDir     string            // whose filesystem is the node's ephemeral storage
@@ -94,10 +95,13 @@ func (k *Keeper) Register(ctx context.Context) (*corev1.Node, error) {
 	n, err := nodes.Get(ctx, k.cfg.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
+		ann := map[string]string{"node.alpha.kubernetes.io/ttl": "0"}
+		for key, v := range k.cfg.Annotations {
+			ann[key] = v
+		}
 		n = &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: k.cfg.Name, Labels: lbls,
-				Annotations: map[string]string{"node.alpha.kubernetes.io/ttl": "0"}},
-			Spec: corev1.NodeSpec{Taints: k.cfg.Taints},
+			ObjectMeta: metav1.ObjectMeta{Name: k.cfg.Name, Labels: lbls, Annotations: ann},
+			Spec:       corev1.NodeSpec{Taints: k.cfg.Taints},
 		}
 		if n, err = nodes.Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			return nil, fmt.Errorf("registering node %s: %w", k.cfg.Name, err)
@@ -113,6 +117,15 @@ func (k *Keeper) Register(ctx context.Context) (*corev1.Node, error) {
 		for key, v := range lbls {
 			if n.Labels[key] != v {
 				n.Labels[key] = v
+				changed = true
+			}
+		}
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		for key, v := range k.cfg.Annotations {
+			if n.Annotations[key] != v {
+				n.Annotations[key] = v
 				changed = true
 			}
 		}

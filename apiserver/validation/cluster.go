@@ -260,6 +260,10 @@ func validatePersistentVolumeClaimUpdate(pvc, old *corev1.PersistentVolumeClaim)
 		// Binding sets the volume name once.
 		oldSpec.VolumeName = newSpec.VolumeName
 	}
+	if _, beta := old.Annotations[corev1.BetaStorageClassAnnotation]; !beta && old.Spec.StorageClassName == nil && newSpec.StorageClassName != nil {
+		// A claim created without a class may be given one, once.
+		oldSpec.StorageClassName = newSpec.StorageClassName
+	}
 	newSpec.VolumeAttributesClassName = oldSpec.VolumeAttributesClassName
 	if old.Status.Phase == corev1.ClaimBound {
 		oldSize := old.Spec.Resources.Requests[corev1.ResourceStorage]

@@ -226,7 +226,7 @@ func validateStatefulSetSpec(s *appsv1.StatefulSetSpec) field.ErrorList {
 		errs = append(errs, dnsLabel(s.ServiceName, specPath.Child("serviceName"))...)
 	}
 	errs = append(errs, validateSelector(s.Selector, s.Template.Labels, "statefulset", specPath)...)
-	errs = append(errs, validateControllerTemplate(&s.Template, "StatefulSet", specPath)...)
+	errs = append(errs, validateControllerTemplate(withClaimVolumes(&s.Template, s.VolumeClaimTemplates), "StatefulSet", specPath)...)
 	for i := range s.VolumeClaimTemplates {
 		t := &s.VolumeClaimTemplates[i]
 		tp := specPath.Child("volumeClaimTemplates").Index(i)
@@ -270,4 +270,29 @@ func validateControllerRevisionUpdate(r, old *appsv1.ControllerRevision) field.E
 		errs = append(errs, field.Invalid(field.NewPath("data"), r.Data, "field is immutable"))
 	}
 	return errs
+}
+
+// withClaimVolumes is a StatefulSet's pod template as its pods will have
+// it: each volumeClaimTemplate becomes a persistentVolumeClaim volume, so
+// volumeMounts may name them.
+func withClaimVolumes(t *corev1.PodTemplateSpec, claims []corev1.PersistentVolumeClaim) *corev1.PodTemplateSpec {
+	if len(claims) == 0 {
+		return t
+	}
+	cp := t.DeepCopy()
+	for _, c := range claims {
+		found := false
+		for _, v := range cp.Spec.Volumes {
+			if v.Name == c.Name {
+				found = true
+				break
+			}
+		}
+		if !found {
+			cp.Spec.Volumes = append(cp.Spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name},
+			}})
+		}
+	}
+	return cp
 }
