@@ -218,12 +218,13 @@ func (m *Manager) linuxConfig(pod *corev1.Pod, c *corev1.Container) *runtimeapi.
 	return &runtimeapi.LinuxContainerConfig{Resources: res, SecurityContext: sc}
 }
 
-// capName spells a capability as CRI wants it: "ALL" or "CAP_X".
+// capName spells a capability as CRI wants it: "ALL" or the bare name
+// ("NET_ADMIN"); containerd adds the "CAP_" prefix itself.
 func capName(s string) string {
-	if s == "ALL" || len(s) > 4 && s[:4] == "CAP_" {
-		return s
+	if len(s) > 4 && s[:4] == "CAP_" {
+		return s[4:]
 	}
-	return "CAP_" + s
+	return s
 }
 
 // oomScoreAdj follows the kubelet's policy by QoS class: guaranteed pods

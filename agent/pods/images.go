@@ -154,7 +154,7 @@ func (m *Manager) pullAuths(ctx context.Context, pod *corev1.Pod, image string) 
 					user, pass, _ = strings.Cut(string(raw), ":")
 				}
 			}
-			out = append(out, &runtimeapi.AuthConfig{Username: user, Password: pass, ServerAddress: reg})
+			out = append(out, &runtimeapi.AuthConfig{Username: user, Password: pass})
 		}
 	}
 	return out, firstErr

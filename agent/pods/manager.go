@@ -134,7 +134,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.svcSync = svcInf.Informer().HasSynced
 	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { m.podChanged(obj) },
-		UpdateFunc: func(_, obj any) { m.podChanged(obj) },
+		UpdateFunc: func(_, obj any) { m.podUpdated(obj) },
 		DeleteFunc: func(obj any) { m.podChanged(reconcile.Untombstone(obj)) },
 	}); err != nil {
 		return fmt.Errorf("pods: watching pods: %w", err)
@@ -171,6 +171,23 @@ func (m *Manager) Run(ctx context.Context) error {
 func (m *Manager) podChanged(obj any) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
+		return
+	}
+	m.kick(p.UID, p.Namespace, p.Name)
+}
+
+// podUpdated wakes a pod's worker, except for the echo of the worker's own
+// status write (which would only re-run the same sync and, say, turn
+// ErrImagePull into ImagePullBackOff before anyone could see it).
+func (m *Manager) podUpdated(obj any) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	w := m.workers[p.UID]
+	m.mu.Unlock()
+	if w != nil && w.ownWrite(p.ResourceVersion) {
 		return
 	}
 	m.kick(p.UID, p.Namespace, p.Name)

@@ -29,7 +29,7 @@ func (m *Manager) writeStatus(ctx context.Context, w *worker, pod *corev1.Pod, r
 	if apiequality.Semantic.DeepEqual(&pod.Status, st) {
 		return
 	}
-	if w.lastStatus != nil && apiequality.Semantic.DeepEqual(w.lastStatus, st) && pod.ResourceVersion == w.lastRV {
+	if w.lastStatus != nil && apiequality.Semantic.DeepEqual(w.lastStatus, st) && w.ownWrite(pod.ResourceVersion) {
 		return
 	}
 	cp := pod.DeepCopy()
@@ -42,7 +42,7 @@ func (m *Manager) writeStatus(ctx context.Context, w *worker, pod *corev1.Pod, r
 		return
 	}
 	w.lastStatus = st
-	w.lastRV = updated.ResourceVersion
+	w.wrote(updated.ResourceVersion)
 	if st.Phase == corev1.PodRunning && !w.reportedRunning {
 		w.reportedRunning = true
 		if !w.startTime.IsZero() {

@@ -42,6 +42,20 @@ type worker struct {
 	probedIDs map[string]bool
 }
 
+// wrote records the resourceVersion of the worker's own status write.
+func (w *worker) wrote(rv string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastRV = rv
+}
+
+// ownWrite reports whether rv is the worker's own last status write.
+func (w *worker) ownWrite(rv string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return rv != "" && rv == w.lastRV
+}
+
 func (w *worker) probed(id string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -48,7 +48,7 @@ type Syncer struct {
 	NodeUID  types.UID
 	Client   kubernetes.Interface
 	Log      *slog.Logger
-	// Period is how often the directory is read; default 5s.
+	// Period is how often the directory is read; default 2s.
 	Period time.Duration
 }
 
@@ -65,7 +65,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		s.Log = slog.Default()
 	}
 	if s.Period == 0 {
-		s.Period = 5 * time.Second
+		s.Period = 2 * time.Second
 	}
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("static pods: %w", err)
