@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,15 +72,15 @@ func testMissingImage(t *testing.T, c *cluster, reg *registry) {
 	image := reg.addr + "/test/no-such-image:v1"
 	pod := busyboxPod(ns, "ghost", "sleep", "3600")
 	pod.Spec.Containers[0].Image = image
+	w := c.watchWaiting(t, ns, "ghost")
 	c.createPod(t, pod)
-	p := c.waitPod(t, ns, "ghost", 30*time.Second, "in ErrImagePull", func(p *corev1.Pod) bool { return waitingReason(p, "ErrImagePull") })
-	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.HasPrefix(msg, fmt.Sprintf("Failed to pull image %q: ", image)) || !strings.Contains(msg, "not found") {
+	if msg := w.wait(t, "ErrImagePull", 30*time.Second); !strings.HasPrefix(msg, fmt.Sprintf("Failed to pull image %q: ", image)) || !strings.Contains(msg, "not found") {
 		t.Errorf("ErrImagePull message %q", msg)
 	}
-	p = c.waitPod(t, ns, "ghost", 30*time.Second, "in ImagePullBackOff", func(p *corev1.Pod) bool { return waitingReason(p, "ImagePullBackOff") })
-	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; msg != fmt.Sprintf("Back-off pulling image %q", image) {
+	if msg := w.wait(t, "ImagePullBackOff", 30*time.Second); msg != fmt.Sprintf("Back-off pulling image %q", image) {
 		t.Errorf("ImagePullBackOff message %q", msg)
 	}
+	p := c.waitPod(t, ns, "ghost", 5*time.Second, "reported", func(*corev1.Pod) bool { return true })
 	if p.Status.Phase != corev1.PodPending {
 		t.Errorf("pod without its image: %s", statusString(p))
 	}
@@ -131,9 +132,9 @@ func testPullSecrets(t *testing.T, c *cluster, reg *registry) {
 	anon := busyboxPod(ns, "anonymous", "sleep", "3600")
 	anon.Spec.Containers[0].Image = image
 	anon.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+	w := c.watchWaiting(t, ns, "anonymous")
 	c.createPod(t, anon)
-	p := c.waitPod(t, ns, "anonymous", 30*time.Second, "in ErrImagePull", func(p *corev1.Pod) bool { return waitingReason(p, "ErrImagePull") })
-	msg := p.Status.ContainerStatuses[0].State.Waiting.Message
+	msg := w.wait(t, "ErrImagePull", 30*time.Second)
 	if !strings.Contains(msg, "401") && !strings.Contains(strings.ToLower(msg), "unauthorized") && !strings.Contains(strings.ToLower(msg), "authoriz") {
 		t.Errorf("pull without credentials should fail for want of authorization: %q", msg)
 	}
@@ -170,11 +171,70 @@ func testPullSecrets(t *testing.T, c *cluster, reg *registry) {
 	}
 	// The image is now on the node, but policy Always still pulls, and
 	// without credentials that keeps failing.
-	p = c.waitPod(t, ns, "anonymous", 30*time.Second, "still failing to pull", func(p *corev1.Pod) bool {
+	p := c.waitPod(t, ns, "anonymous", 30*time.Second, "still failing to pull", func(p *corev1.Pod) bool {
 		return waitingReason(p, "ErrImagePull") || waitingReason(p, "ImagePullBackOff")
 	})
 	if p.Status.Phase != corev1.PodPending {
 		t.Errorf("anonymous pod: %s", statusString(p))
+	}
+}
+
+// waitingWatch records the waiting states a pod's first container goes
+// through, from a watch started before the pod exists: a state that lasts
+// only a moment is seen too.
+type waitingWatch struct {
+	mu   sync.Mutex
+	seen []corev1.ContainerStateWaiting
+	ns   string
+	name string
+	c    *cluster
+}
+
+func (c *cluster) watchWaiting(t *testing.T, ns, name string) *waitingWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	wi, err := c.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		t.Fatalf("watching pod %s/%s: %v", ns, name, err)
+	}
+	w := &waitingWatch{ns: ns, name: name, c: c}
+	go func() {
+		defer wi.Stop()
+		for ev := range wi.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || len(p.Status.ContainerStatuses) == 0 {
+				continue
+			}
+			if st := p.Status.ContainerStatuses[0].State.Waiting; st != nil {
+				w.mu.Lock()
+				w.seen = append(w.seen, *st)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// wait returns the message of the first waiting state with reason.
+func (w *waitingWatch) wait(t *testing.T, reason string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		var reasons []string
+		for _, st := range w.seen {
+			if st.Reason == reason {
+				w.mu.Unlock()
+				return st.Message
+			}
+			reasons = append(reasons, st.Reason)
+		}
+		w.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s/%s never waited with %s in %s (saw %v)\nevents:\n%s", w.ns, w.name, reason, timeout, reasons, w.c.events(w.ns, w.name))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
