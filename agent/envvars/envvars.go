@@ -151,21 +151,11 @@ func (s *sources) configMap(ctx context.Context, name string, optional bool) (*v
 	if cm, ok := s.cms[name]; ok {
 		return cm, nil
 	}
-	if s.client == nil {
-		return nil, fmt.Errorf("cannot read configmap %q: no API client", name)
+	cm, err := GetConfigMap(ctx, s.client, s.ns, name, optional)
+	if err == nil && cm != nil {
+		s.cms[name] = cm
 	}
-	cm, err := s.client.CoreV1().ConfigMaps(s.ns).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if optional {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("configmap %q not found", name)
-	case err != nil:
-		return nil, fmt.Errorf("get configmap %s/%s: %w", s.ns, name, err)
-	}
-	s.cms[name] = cm
-	return cm, nil
+	return cm, err
 }
 
 // secret is configMap for secrets.
@@ -173,21 +163,45 @@ func (s *sources) secret(ctx context.Context, name string, optional bool) (*v1.S
 	if sec, ok := s.secrets[name]; ok {
 		return sec, nil
 	}
-	if s.client == nil {
+	sec, err := GetSecret(ctx, s.client, s.ns, name, optional)
+	if err == nil && sec != nil {
+		s.secrets[name] = sec
+	}
+	return sec, err
+}
+
+// GetConfigMap reads a configMap of namespace ns. A missing one is an
+// error with kube's wording, or (nil, nil) when optional.
+func GetConfigMap(ctx context.Context, client kubernetes.Interface, ns, name string, optional bool) (*v1.ConfigMap, error) {
+	if client == nil {
+		return nil, fmt.Errorf("cannot read configmap %q: no API client", name)
+	}
+	cm, err := client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	return found(cm, err, "configmap", ns, name, optional)
+}
+
+// GetSecret is GetConfigMap for secrets.
+func GetSecret(ctx context.Context, client kubernetes.Interface, ns, name string, optional bool) (*v1.Secret, error) {
+	if client == nil {
 		return nil, fmt.Errorf("cannot read secret %q: no API client", name)
 	}
-	sec, err := s.client.CoreV1().Secrets(s.ns).Get(ctx, name, metav1.GetOptions{})
+	sec, err := client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	return found(sec, err, "secret", ns, name, optional)
+}
+
+// found turns a read's not-found into kube's message, or nothing when the
+// source is optional.
+func found[T any](obj *T, err error, kind, ns, name string, optional bool) (*T, error) {
 	switch {
 	case apierrors.IsNotFound(err):
 		if optional {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("secret %q not found", name)
+		return nil, fmt.Errorf("%s %q not found", kind, name)
 	case err != nil:
-		return nil, fmt.Errorf("get secret %s/%s: %w", s.ns, name, err)
+		return nil, fmt.Errorf("get %s %s/%s: %w", kind, ns, name, err)
 	}
-	s.secrets[name] = sec
-	return sec, nil
+	return obj, nil
 }
 
 // envFrom adds every key of a configMap or secret, prefixed, to env; keys

@@ -171,19 +171,7 @@ func (m *Manager) linuxConfig(pod *corev1.Pod, c *corev1.Container) *runtimeapi.
 		MaskedPaths:      maskedPaths,
 		ReadonlyPaths:    readonlyPaths,
 	}
-	psc := pod.Spec.SecurityContext
-	if psc != nil {
-		if psc.RunAsUser != nil {
-			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
-		}
-		if psc.RunAsGroup != nil {
-			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
-		}
-		sc.SupplementalGroups = append(sc.SupplementalGroups, psc.SupplementalGroups...)
-		if psc.FSGroup != nil {
-			sc.SupplementalGroups = append(sc.SupplementalGroups, *psc.FSGroup)
-		}
-	}
+	sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups = podIdentity(pod.Spec.SecurityContext)
 	if csc := c.SecurityContext; csc != nil {
 		if csc.RunAsUser != nil {
 			sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}

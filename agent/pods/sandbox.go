@@ -64,18 +64,7 @@ func (m *Manager) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 		nsOpts.Ipc = runtimeapi.NamespaceMode_NODE
 	}
 	sec := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: nsOpts}
-	if psc := pod.Spec.SecurityContext; psc != nil {
-		if psc.RunAsUser != nil {
-			sec.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
-		}
-		if psc.RunAsGroup != nil {
-			sec.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
-		}
-		sec.SupplementalGroups = append(sec.SupplementalGroups, psc.SupplementalGroups...)
-		if psc.FSGroup != nil {
-			sec.SupplementalGroups = append(sec.SupplementalGroups, *psc.FSGroup)
-		}
-	}
+	sec.RunAsUser, sec.RunAsGroup, sec.SupplementalGroups = podIdentity(pod.Spec.SecurityContext)
 	for _, c := range allContainers(pod) {
 		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
 			sec.Privileged = true
@@ -317,4 +306,23 @@ func (m *Manager) hostsFile(pod *corev1.Pod, podIPs []string) (string, error) {
 		return "", err
 	}
 	return path, os.Rename(tmp, path)
+}
+
+// podIdentity is the user, group and supplementary groups (fsGroup
+// included) a pod's securityContext asks for.
+func podIdentity(psc *corev1.PodSecurityContext) (user, group *runtimeapi.Int64Value, groups []int64) {
+	if psc == nil {
+		return nil, nil, nil
+	}
+	if psc.RunAsUser != nil {
+		user = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
+	}
+	if psc.RunAsGroup != nil {
+		group = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
+	}
+	groups = append(groups, psc.SupplementalGroups...)
+	if psc.FSGroup != nil {
+		groups = append(groups, *psc.FSGroup)
+	}
+	return user, group, groups
 }

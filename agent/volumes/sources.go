@@ -7,8 +7,6 @@ import (
 	"sort"
 
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-sh/skiff/agent/envvars"
@@ -38,38 +36,12 @@ type fetcher struct {
 // configMap returns the named configMap, or nil without error when it is
 // missing and optional.
 func (f fetcher) configMap(ctx context.Context, name string, optional bool) (*v1.ConfigMap, error) {
-	if f.client == nil {
-		return nil, fmt.Errorf("cannot read configmap %q: no API client", name)
-	}
-	cm, err := f.client.CoreV1().ConfigMaps(f.ns).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if optional {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("configmap %q not found", name)
-	case err != nil:
-		return nil, fmt.Errorf("get configmap %s/%s: %w", f.ns, name, err)
-	}
-	return cm, nil
+	return envvars.GetConfigMap(ctx, f.client, f.ns, name, optional)
 }
 
 // secret is configMap for secrets.
 func (f fetcher) secret(ctx context.Context, name string, optional bool) (*v1.Secret, error) {
-	if f.client == nil {
-		return nil, fmt.Errorf("cannot read secret %q: no API client", name)
-	}
-	s, err := f.client.CoreV1().Secrets(f.ns).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if optional {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("secret %q not found", name)
-	case err != nil:
-		return nil, fmt.Errorf("get secret %s/%s: %w", f.ns, name, err)
-	}
-	return s, nil
+	return envvars.GetSecret(ctx, f.client, f.ns, name, optional)
 }
 
 // configMapData merges a configMap's data and binaryData.
