@@ -73,7 +73,7 @@ Deployment's three pods running in containerd on this machine.
   export KUBECONFIG=$KUBECONFIG
   kubectl get pods -o wide         # any kubectl works; so does: $BIN kubectl ...
   kubectl logs -f deploy/demo
-  kubectl exec -it $pod -- sh      # busybox and nginx images have a shell; the demo has none
+  kubectl create deployment web --image=nginx && kubectl exec -it deploy/web -- sh
   kubectl port-forward deploy/demo 8080:8080 & curl localhost:8080
   kubectl run -it --rm shell --image=busybox --restart=Never -- sh
   kubectl top pods
