@@ -279,6 +279,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := writeCNIConfig(filepath.Join(cfg.DataDir, "cni/net.d"), filepath.Join(cfg.DataDir, "cni/ipam"), cfg.Bridge, podCIDR); err != nil {
 		return err
 	}
+	if err := ensureMasquerade(runCtx, cfg.Bridge, podCIDR); err != nil {
+		return err
+	}
 	netReady.Store("cni", true)
 	select {
 	case err := <-imgDone:

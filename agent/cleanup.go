@@ -52,6 +52,9 @@ func Cleanup(ctx context.Context, cfg Config) error {
 	if bridgeName == "" {
 		bridgeName = DefaultBridge
 	}
+	if err := removeMasquerade(ctx, bridgeName); err != nil && cleanErr == nil {
+		cleanErr = err
+	}
 	if _, err := net.InterfaceByName(bridgeName); err == nil {
 		if out, err := exec.CommandContext(ctx, "ip", "link", "delete", bridgeName).CombinedOutput(); err != nil && cleanErr == nil {
 			cleanErr = fmt.Errorf("removing bridge %s: %v: %s", bridgeName, err, out)

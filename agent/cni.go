@@ -13,7 +13,8 @@ import (
 const DefaultBridge = "skiff0"
 
 // cniConfig is the node's CNI network: a bridge with host-local IPAM on
-// the node's podCIDR, and portmap for hostPorts. IPAM state lives in the
+// the node's podCIDR, and portmap for hostPorts. Masquerading is one
+// nftables rule for the node (masquerade.go), not the bridge plugin's. IPAM state lives in the
 // agent's own directory so agents on one machine share nothing.
 func cniConfig(bridge string, podCIDR netip.Prefix, ipamDir string) ([]byte, error) {
 	conf := map[string]any{
@@ -24,7 +25,7 @@ func cniConfig(bridge string, podCIDR netip.Prefix, ipamDir string) ([]byte, err
 				"type":        "bridge",
 				"bridge":      bridge,
 				"isGateway":   true,
-				"ipMasq":      true,
+				"ipMasq":      false,
 				"hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",

@@ -159,6 +159,12 @@ func (n *Node) Remove() {
 	if err := agent.Cleanup(ctx, agent.Config{DataDir: n.DataDir, NodeName: n.Name, Bridge: n.Bridge, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
 		n.t.Errorf("framework: cleaning up node %s: %v", n.Name, err)
 	}
+	if out, err := exec.Command("nft", "list", "table", "ip", "skiff_"+n.Bridge).CombinedOutput(); err == nil {
+		n.t.Errorf("framework: node %s left its nftables table after cleanup:\n%s", n.Name, out)
+	}
+	if _, err := net.InterfaceByName(n.Bridge); err == nil {
+		n.t.Errorf("framework: node %s left its bridge %s after cleanup", n.Name, n.Bridge)
+	}
 	unmountUnder(n.DataDir)
 	if err := os.RemoveAll(n.DataDir); err != nil {
 		n.t.Errorf("framework: removing node dir: %v", err)
