@@ -79,6 +79,9 @@ type Config struct {
 	Bridge string
 	// ManifestsDir holds static pod manifests (default DataDir/manifests).
 	ManifestsDir string
+	// ImageDirs are more directories of image archives imported at start
+	// (the server's DATA_DIR/images for its own agent).
+	ImageDirs []string
 	// DemoBinary, if set, is built into the local demo image.
 	DemoBinary string
 	// ContainerdPath overrides the containerd binary.
@@ -178,10 +181,12 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 		local.add(names...)
 		if err == nil {
-			more, ierr := images.ImportDir(ctx, rt.Socket(), filepath.Join(cfg.DataDir, "images"))
-			local.add(more...)
-			if ierr != nil {
-				log.Warn("importing images", "dir", filepath.Join(cfg.DataDir, "images"), "err", ierr)
+			for _, dir := range append([]string{filepath.Join(cfg.DataDir, "images")}, cfg.ImageDirs...) {
+				more, ierr := images.ImportDir(ctx, rt.Socket(), dir)
+				local.add(more...)
+				if ierr != nil {
+					log.Warn("importing images", "dir", dir, "err", ierr)
+				}
 			}
 		}
 		// Building the images churned through tens of MiB; give them back
