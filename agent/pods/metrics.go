@@ -54,6 +54,9 @@ func newMetrics(node string) *metrics {
 		Name: "kubelet_node_name", Help: "The node's name; the value is always 1.",
 	}, []string{"node"})
 	nodeName.WithLabelValues(node).Set(1)
+	for _, st := range []string{"running", "exited", "created", "unknown"} {
+		m.runningContainers.WithLabelValues(st).Set(0) // present before the first relist
+	}
 	m.registry.MustRegister(m.runningPods, m.runningContainers, m.podStart, m.syncDuration,
 		m.startedContainers, m.startErrors, m.restarts, nodeName,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiff-sh/skiff/test/framework"
@@ -135,17 +136,21 @@ func TestBudgetsAgainstServer(t *testing.T) {
 
 	// An eviction recorded for a pod that was never deleted stops
 	// counting against the budget after the deletion timeout.
-	pdb, err := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "db", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pdb.Status.DisruptedPods = map[string]metav1.Time{"db-2": metav1.Now()}
-	if _, err := client.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
+	// The controller writes the status too: retry on its conflicts.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pdb, err := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "db", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pdb.Status.DisruptedPods = map[string]metav1.Time{"db-2": metav1.Now()}
+		_, err = client.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, pdb, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitStatus(ctx, t, client, ns, "db", "expected=3 desired=2 healthy=1 allowed=0 reason=InsufficientPods")
 	waitStatus(ctx, t, client, ns, "db", "expected=3 desired=2 healthy=2 allowed=0 reason=InsufficientPods")
-	pdb, _ = client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "db", metav1.GetOptions{})
+	pdb, _ := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "db", metav1.GetOptions{})
 	if len(pdb.Status.DisruptedPods) != 0 {
 		t.Errorf("disruptedPods %v, want none after the timeout", pdb.Status.DisruptedPods)
 	}
