@@ -20,6 +20,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -34,6 +35,7 @@ import (
 	"github.com/skiff-sh/skiff/agent/storage"
 	"github.com/skiff-sh/skiff/agent/volumes"
 	"github.com/skiff-sh/skiff/controllers/volumebinding/pvmatch"
+	"github.com/skiff-sh/skiff/ingress"
 	"github.com/skiff-sh/skiff/join"
 )
 
@@ -79,6 +81,12 @@ type Config struct {
 	Bridge string
 	// ManifestsDir holds static pod manifests (default DataDir/manifests).
 	ManifestsDir string
+	// IngressHTTP and IngressHTTPS are where the built-in ingress
+	// controller listens (":80", ":443" when Ingress is set); IngressStatus
+	// makes this agent the one that writes Ingress status and events.
+	Ingress                   bool
+	IngressHTTP, IngressHTTPS string
+	IngressStatus             bool
 	// ImageDirs are more directories of image archives imported at start
 	// (the server's DATA_DIR/images for its own agent).
 	ImageDirs []string
@@ -310,6 +318,11 @@ func Run(ctx context.Context, cfg Config) error {
 	static := &static.Syncer{Dir: manifests, NodeName: cfg.NodeName, NodeUID: n.UID, Client: client, Log: cfg.Log}
 	goRun("static pods", static.Run)
 	goRun("local volumes", storage.New(client, cfg.NodeName, storageBase, cfg.Log).Run)
+	if cfg.Ingress {
+		if err := startIngress(runCtx, cfg, client, ip, goRun); err != nil {
+			return err
+		}
+	}
 	if cfg.Ready != nil {
 		go func() {
 			if waitNodeReady(runCtx, client, cfg.NodeName) == nil {
@@ -502,4 +515,31 @@ func (s *imageSet) has(ref string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.names[ref] || s.names[images.NormalizeRef(ref)]
+}
+
+// startIngress runs the built-in ingress controller on this node.
+func startIngress(ctx context.Context, cfg Config, client kubernetes.Interface, ip netip.Addr, goRun func(string, func(context.Context) error)) error {
+	if cfg.IngressStatus {
+		if err := ingress.EnsureIngressClass(ctx, client); err != nil {
+			return fmt.Errorf("ingress class: %w", err)
+		}
+	}
+	httpAddr, httpsAddr := cfg.IngressHTTP, cfg.IngressHTTPS
+	if httpAddr == "" {
+		httpAddr = ":80"
+	}
+	if httpsAddr == "" {
+		httpsAddr = ":443"
+	}
+	ic, err := ingress.New(client, informers.NewSharedInformerFactory(client, 0), ingress.Config{
+		HTTPAddr: httpAddr, HTTPSAddr: httpsAddr,
+		NodeAddresses: func() []string { return []string{ip.String()} },
+		UpdateStatus:  cfg.IngressStatus,
+		Log:           cfg.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("ingress: %w", err)
+	}
+	goRun("ingress", ic.Run)
+	return nil
 }

@@ -118,12 +118,12 @@ func (a *app) routes() http.Handler {
 }
 
 func (a *app) root(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
+	// Every path answers, naming itself, so ingress path rules can be seen.
 	n := a.requests.Add(1)
 	line := fmt.Sprintf("skiff-demo %s: pod %s, namespace %s, IP %s, request %d", version, a.pod, a.namespace, a.ip, n)
+	if r.URL.Path != "/" {
+		line += ", path " + r.URL.Path
+	}
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!DOCTYPE html><title>skiff-demo</title><p>%s</p>\n", html.EscapeString(line))

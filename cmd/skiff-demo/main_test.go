@@ -44,7 +44,7 @@ func TestEndpoints(t *testing.T) {
 	}{
 		{"/", "", 200, "skiff-demo 1: pod web-1, namespace shop, IP 10.42.0.7, request 1"},
 		{"/", "text/html", 200, "<p>skiff-demo 1: pod web-1, namespace shop, IP 10.42.0.7, request 2</p>"},
-		{"/nope", "", 404, "not found"},
+		{"/any/path", "", 200, "path /any/path"},
 		{"/healthz", "", 200, "ok"},
 		{"/fail", "", 200, "fail"},
 		{"/healthz", "", 500, "failing"},

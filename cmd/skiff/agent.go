@@ -23,6 +23,8 @@ import (
 type agentFlags struct {
 	nodeName, nodeIP, clusterDNS, bridge string
 	port                                 int
+	noIngress                            bool
+	ingressHTTP, ingressHTTPS            string
 }
 
 func (a *agentFlags) register(c *cobra.Command) {
@@ -31,12 +33,16 @@ func (a *agentFlags) register(c *cobra.Command) {
 	f.StringVar(&a.nodeIP, "node-ip", "", "address of this node (default: the host's first IPv4 address)")
 	f.StringVar(&a.clusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address written into pods' resolv.conf")
 	f.IntVar(&a.port, "kubelet-port", 10250, "port of the agent's API (logs, exec, port-forward)")
+	f.BoolVar(&a.noIngress, "disable-ingress", false, "do not run the built-in ingress controller on this node")
+	f.StringVar(&a.ingressHTTP, "ingress-http", ":80", "address the ingress controller serves HTTP on")
+	f.StringVar(&a.ingressHTTPS, "ingress-https", ":443", "address the ingress controller serves HTTPS on")
 	f.StringVar(&a.bridge, "bridge", "skiff0", "name of the pods' network bridge (agents sharing a network namespace need different ones)")
 }
 
 func (a *agentFlags) config(dataDir string, log *slog.Logger) agent.Config {
 	return agent.Config{
 		DataDir: dataDir, NodeName: a.nodeName, NodeIP: a.nodeIP, ClusterDNS: a.clusterDNS, Port: a.port, Bridge: a.bridge,
+		Ingress: !a.noIngress, IngressHTTP: a.ingressHTTP, IngressHTTPS: a.ingressHTTPS,
 		DemoBinary: demoBinary(), Version: cluster.Version.GitVersion, Log: log,
 	}
 }
@@ -139,6 +145,7 @@ func runLocalAgent(ctx context.Context, srv cluster.ServerConfig, info cluster.R
 	cfg.Credentials = &agent.Credentials{Kubeconfig: creds.Kubeconfig, ServingCert: creds.ServingCert, ServingKey: creds.ServingKey, CACertPEM: creds.CACertPEM}
 	cfg.Labels = map[string]string{"node-role.kubernetes.io/control-plane": "true"}
 	cfg.ImageDirs = []string{filepath.Join(srv.DataDir, "images")}
+	cfg.IngressStatus = true // the server's own agent writes Ingress status
 	cfg.Ready = func(node string, elapsed time.Duration) {
 		fmt.Fprintf(os.Stderr, "Node %s is Ready (%s after the agent started).\n", node, elapsed.Round(time.Millisecond))
 	}

@@ -143,7 +143,7 @@ func (l *Lab) StartWithAgent(ctx context.Context, dataDir string, extra ...strin
 		return nil, err
 	}
 	return l.start(ctx, dataDir, append([]string{"--cluster-cidr", benchPodNetwork, "--bridge", benchBridge,
-		"--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1", "--node-name", benchNode}, extra...))
+		"--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1", "--node-name", benchNode, "--disable-ingress"}, extra...))
 }
 
 // The benchmark's own pod network, bridge and node name.

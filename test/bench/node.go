@@ -355,7 +355,7 @@ func (l *Lab) StartAgent(ctx context.Context, s *Server, dir string) (*Agent, er
 	}
 	cmd := exec.Command(l.bin, "agent", "--server", fmt.Sprintf("https://127.0.0.1:%d", s.Port),
 		"--token", strings.TrimSpace(string(token)), "--data-dir", dir, "--node-name", benchNode,
-		"--node-ip", "127.0.0.1", "--kubelet-port", strconv.Itoa(port), "--bridge", benchBridge)
+		"--node-ip", "127.0.0.1", "--kubelet-port", strconv.Itoa(port), "--bridge", benchBridge, "--disable-ingress")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -25,6 +25,9 @@ type Node struct {
 	t       testing.TB
 	Name    string
 	DataDir string
+	// IngressHTTP and IngressHTTPS are the ingress controller's addresses
+	// when NodeOptions.Ingress is set.
+	IngressHTTP, IngressHTTPS string
 	// Bridge is the node's pod bridge, unique so that test nodes sharing
 	// the host's network namespace (and a `make run` cluster) never meet.
 	Bridge string
@@ -42,6 +45,9 @@ type NodeOptions struct {
 	Name string
 	// Log, when set, receives the agent's logs.
 	Log io.Writer
+	// Ingress runs the built-in ingress controller on free loopback ports
+	// (Node.IngressHTTP, Node.IngressHTTPS), writing Ingress status.
+	Ingress bool
 }
 
 // NeedRoot skips nothing: it fails the test when it cannot run agents
@@ -107,6 +113,13 @@ func (n *Node) start() {
 		Version:     cluster.Version.GitVersion,
 		Log:         slog.New(slog.NewTextHandler(logw, nil)),
 		Ready:       func(string, time.Duration) { close(ready) },
+	}
+	if n.opts.Ingress {
+		if n.IngressHTTP == "" {
+			n.IngressHTTP, n.IngressHTTPS = freeAddr(n.t), freeAddr(n.t)
+		}
+		cfg.Ingress, cfg.IngressStatus = true, true
+		cfg.IngressHTTP, cfg.IngressHTTPS = n.IngressHTTP, n.IngressHTTPS
 	}
 	go func() { done <- agent.Run(ctx, cfg) }()
 	select {
@@ -221,4 +234,14 @@ func DemoBinary(t testing.TB) string {
 // do not route each other's pod addresses.
 func PodNetwork() string {
 	return fmt.Sprintf("10.%d.0.0/16", 100+rand.IntN(100))
+}
+
+// freeAddr is a free loopback address.
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

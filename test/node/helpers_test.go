@@ -44,9 +44,15 @@ func (c *cluster) kubectlPath() string {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterWith(t, framework.NodeOptions{})
+}
+
+func startClusterWith(t *testing.T, opts framework.NodeOptions) *cluster {
+	t.Helper()
 	framework.NeedRoot(t)
 	srv := framework.StartServer(t, framework.Options{ControlPlane: controlplane.AllWith(controlplane.Options{ClusterCIDR: framework.PodNetwork()}), Log: logSink(t, "server")})
-	node := framework.StartNode(t, srv, framework.NodeOptions{Log: logSink(t, "agent")})
+	opts.Log = logSink(t, "agent")
+	node := framework.StartNode(t, srv, opts)
 	return &cluster{srv: srv, node: node, client: srv.Client()}
 }
 
