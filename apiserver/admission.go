@@ -7,6 +7,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -78,6 +79,8 @@ func (s *Server) admitCreate(ctx context.Context, res *registry.Resource, obj ru
 		return s.admitCSR(ctx, o)
 	case *corev1.PersistentVolumeClaim:
 		return s.defaultStorageClass(ctx, o)
+	case *networkingv1.Ingress:
+		return s.defaultIngressClass(ctx, o)
 	case *corev1.Namespace:
 		if len(o.Spec.Finalizers) == 0 {
 			o.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
@@ -229,6 +232,41 @@ func (s *Server) defaultStorageClass(ctx context.Context, pvc *corev1.Persistent
 	if d := pvmatch.DefaultClass(classes); d != nil {
 		name := d.Name
 		pvc.Spec.StorageClassName = &name
+	}
+	return nil
+}
+
+// defaultIngressClass gives an Ingress that names no class (field or legacy
+// annotation) the default IngressClass, if there is one (kube's
+// DefaultIngressClass admission): the newest of those marked default.
+func (s *Server) defaultIngressClass(ctx context.Context, ing *networkingv1.Ingress) error {
+	if ing.Spec.IngressClassName != nil {
+		return nil
+	}
+	if _, legacy := ing.Annotations["kubernetes.io/ingress.class"]; legacy {
+		return nil
+	}
+	res, ok := s.catalog.Lookup(networkingv1.SchemeGroupVersion.WithResource("ingressclasses"))
+	if !ok {
+		return nil
+	}
+	list, err := s.listAll(ctx, res, "")
+	if err != nil {
+		return err
+	}
+	var best *networkingv1.IngressClass
+	for _, o := range list {
+		ic, ok := o.(*networkingv1.IngressClass)
+		if !ok || ic.Annotations[networkingv1.AnnotationIsDefaultIngressClass] != "true" {
+			continue
+		}
+		if best == nil || ic.CreationTimestamp.After(best.CreationTimestamp.Time) {
+			best = ic
+		}
+	}
+	if best != nil {
+		name := best.Name
+		ing.Spec.IngressClassName = &name
 	}
 	return nil
 }

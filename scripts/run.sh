@@ -64,6 +64,10 @@ read -r pod ip < <("$BIN" kubectl get pods -l app=demo --no-headers \
 echo "\$ curl http://$ip:8080/      # a demo pod, straight on the pod network"
 curl -fsS "http://$ip:8080/"
 echo
+echo "\$ curl -H 'Host: demo.local' http://127.0.0.1/      # through the built-in ingress controller"
+for _ in $(seq 1 50); do curl -fsS -H 'Host: demo.local' http://127.0.0.1/ 2>/dev/null && break; sleep 0.2; done
+echo
+k get ingress demo
 k logs "$pod" --tail=3
 
 cat <<MSG
