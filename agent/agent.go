@@ -182,11 +182,14 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Local images: pause is needed before any pod; the rest may follow.
 	local := newImageSet()
-	imgDone := make(chan error, 1)
-	go func() {
-		names, err := images.EnsureBuiltins(ctx, rt.Socket(), rt.Images(), images.BuiltinOptions{
+	ensureBuiltins := func(ctx context.Context) ([]string, error) {
+		return images.EnsureBuiltins(ctx, rt.Socket(), rt.Images(), images.BuiltinOptions{
 			CacheDir: filepath.Join(cfg.DataDir, "images-cache"), DemoBinary: cfg.DemoBinary, Log: cfg.Log,
 		})
+	}
+	imgDone := make(chan error, 1)
+	go func() {
+		names, err := ensureBuiltins(ctx)
 		local.add(names...)
 		if err == nil {
 			for _, dir := range append([]string{filepath.Join(cfg.DataDir, "images")}, cfg.ImageDirs...) {
@@ -241,6 +244,11 @@ func Run(ctx context.Context, cfg Config) error {
 		PodDir:  filepath.Join(cfg.DataDir, "pods"), LogDir: filepath.Join(cfg.DataDir, "logs"),
 		NodeIPs: []netip.Addr{ip}, ClusterDNS: []string{cfg.ClusterDNS}, ClusterDomain: cfg.ClusterDomain,
 		CgroupRoot: "/skiff/" + cfg.NodeName, LocalImage: local.has, Allocatable: allocatable, Log: cfg.Log,
+		RestoreLocal: func(ctx context.Context, ref string) bool {
+			names, err := ensureBuiltins(ctx)
+			local.add(names...)
+			return err == nil
+		},
 	})
 	if err != nil {
 		return err

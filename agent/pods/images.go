@@ -36,6 +36,12 @@ func (m *Manager) ensureImage(ctx context.Context, w *worker, pod *corev1.Pod, c
 		return "", err
 	}
 	present := st.Image != nil
+	if !present && m.cfg.RestoreLocal != nil && m.cfg.LocalImage(image) && m.cfg.RestoreLocal(ctx, image) {
+		m.log.Warn("re-imported a local image the runtime had lost", "image", image)
+		if st, err = m.cfg.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}}); err == nil {
+			present = st.Image != nil
+		}
+	}
 	switch {
 	case policy == corev1.PullNever && !present:
 		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", image)

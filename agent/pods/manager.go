@@ -52,6 +52,10 @@ type Config struct {
 	// in, air-gap or `skiff image import`). Such images count as already
 	// resolved for imagePullPolicy Always, as the node is their registry.
 	LocalImage func(ref string) bool
+	// RestoreLocal, if set, re-imports a local image the runtime lost
+	// (one LocalImage knows) and reports whether it is back; such images
+	// are never pulled, since no registry has them.
+	RestoreLocal func(ctx context.Context, ref string) bool
 	// Allocatable is the node's allocatable resources (resourceFieldRef
 	// defaults for containers without limits).
 	Allocatable corev1.ResourceList

@@ -2,12 +2,16 @@ package node
 
 import (
 	"context"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-sh/skiff/agent/runtime"
 )
 
 // TestPods runs the pod lifecycle on one real node.
@@ -19,6 +23,7 @@ func TestPods(t *testing.T) {
 		t.Run("RestartPolicies", func(t *testing.T) { t.Parallel(); testRestartPolicies(t, c) })
 		t.Run("GracePeriodOverride", func(t *testing.T) { t.Parallel(); testGracePeriod(t, c) })
 		t.Run("AgentMetrics", func(t *testing.T) { t.Parallel(); testAgentMetrics(t, c) })
+		t.Run("LostLocalImageIsRestored", func(t *testing.T) { t.Parallel(); testLostLocalImage(t, c) })
 	})
 }
 
@@ -162,5 +167,23 @@ func testRestartPolicies(t *testing.T, c *cluster) {
 	}
 	if !strings.Contains(c.events(ns, "crasher"), "BackOff: Back-off restarting failed container main") {
 		t.Errorf("no BackOff event:\n%s", c.events(ns, "crasher"))
+	}
+}
+
+// testLostLocalImage removes the local nginx image from containerd behind
+// the agent's back: a pod using it still starts, the agent re-imports it
+// instead of trying a registry that does not have it.
+func testLostLocalImage(t *testing.T, c *cluster) {
+	ns := c.namespace(t, "lostimage")
+	sock := runtime.SocketFor(filepath.Join(c.node.DataDir, "containerd"))
+	if out, err := exec.Command("ctr", "-a", sock, "-n", "k8s.io", "images", "rm", "docker.io/library/nginx:latest").CombinedOutput(); err != nil {
+		t.Fatalf("removing the nginx image: %v: %s", err, out)
+	}
+	pod := busyboxPod(ns, "web", "nginx", "-g", "daemon off;")
+	pod.Spec.Containers[0].Image = "nginx"
+	c.createPod(t, pod)
+	c.waitPod(t, ns, "web", 60*time.Second, "ready", ready)
+	if ev := c.events(ns, "web"); strings.Contains(ev, "Pulling") {
+		t.Errorf("the agent tried to pull a local image:\n%s", ev)
 	}
 }
