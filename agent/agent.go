@@ -243,7 +243,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Volumes: vm,
 		PodDir:  filepath.Join(cfg.DataDir, "pods"), LogDir: filepath.Join(cfg.DataDir, "logs"),
 		NodeIPs: []netip.Addr{ip}, ClusterDNS: []string{cfg.ClusterDNS}, ClusterDomain: cfg.ClusterDomain,
-		CgroupRoot: "/skiff/" + cfg.NodeName, LocalImage: local.has, Allocatable: allocatable, Log: cfg.Log,
+		CgroupRoot: cgroupRoot(cfg.NodeName), LocalImage: local.has, Allocatable: allocatable, Log: cfg.Log,
 		RestoreLocal: func(ctx context.Context, ref string) bool {
 			names, err := ensureBuiltins(ctx)
 			local.add(names...)
@@ -551,3 +551,6 @@ func startIngress(ctx context.Context, cfg Config, client kubernetes.Interface, 
 	goRun("ingress", ic.Run)
 	return nil
 }
+
+// cgroupRoot is the cgroup parent of all of a node's pods.
+func cgroupRoot(node string) string { return "/skiff/" + node }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/skiff-sh/skiff/agent/images"
+	"github.com/skiff-sh/skiff/agent/pods"
 	"github.com/skiff-sh/skiff/agent/runtime"
 	"github.com/skiff-sh/skiff/agent/volumes"
 )
@@ -52,6 +53,7 @@ func Cleanup(ctx context.Context, cfg Config) error {
 	if bridgeName == "" {
 		bridgeName = DefaultBridge
 	}
+	pods.RemoveNodeCgroups(cgroupRoot(cfg.NodeName))
 	if err := removeMasquerade(ctx, bridgeName); err != nil && cleanErr == nil {
 		cleanErr = err
 	}

@@ -52,3 +52,21 @@ func removeCgroupTree(dir string) {
 	}
 	_ = os.Remove(dir)
 }
+
+// RemoveNodeCgroups removes the (empty) cgroup directories under root, the
+// parent of all of a node's pods, from every hierarchy: what is left once
+// the node's pods are gone.
+func RemoveNodeCgroups(root string) {
+	entries, err := os.ReadDir(cgroupFS)
+	if err != nil {
+		return
+	}
+	removeCgroupTree(filepath.Join(cgroupFS, root))
+	_ = os.Remove(filepath.Join(cgroupFS, filepath.Dir(root))) // the shared parent, once empty
+	for _, e := range entries {
+		if e.IsDir() {
+			removeCgroupTree(filepath.Join(cgroupFS, e.Name(), root))
+			_ = os.Remove(filepath.Join(cgroupFS, e.Name(), filepath.Dir(root)))
+		}
+	}
+}

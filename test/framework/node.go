@@ -175,6 +175,9 @@ func (n *Node) Remove() {
 	if out, err := exec.Command("nft", "list", "table", "ip", "skiff_"+n.Bridge).CombinedOutput(); err == nil {
 		n.t.Errorf("framework: node %s left its nftables table after cleanup:\n%s", n.Name, out)
 	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory/skiff/" + n.Name); err == nil {
+		n.t.Errorf("framework: node %s left its cgroup /skiff/%s after cleanup", n.Name, n.Name)
+	}
 	if _, err := net.InterfaceByName(n.Bridge); err == nil {
 		n.t.Errorf("framework: node %s left its bridge %s after cleanup", n.Name, n.Bridge)
 	}
