@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/agent/images"
 )
 
 // ensureImage makes the container's image present per its pull policy and
@@ -26,7 +28,7 @@ func (m *Manager) ensureImage(ctx context.Context, w *worker, pod *corev1.Pod, c
 	policy := c.ImagePullPolicy
 	if policy == "" {
 		policy = corev1.PullIfNotPresent
-		if !strings.Contains(lastSegment(image), ":") || strings.HasSuffix(image, ":latest") {
+		if strings.HasSuffix(images.NormalizeRef(image), ":latest") {
 			policy = corev1.PullAlways
 		}
 	}
@@ -90,13 +92,6 @@ func (m *Manager) ensureImage(ctx context.Context, w *worker, pod *corev1.Pod, c
 	took := m.clock.Since(start).Round(time.Millisecond)
 	m.events.Event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in %s", image, took))
 	return ref, nil
-}
-
-func lastSegment(image string) string {
-	if i := strings.LastIndex(image, "/"); i >= 0 {
-		return image[i+1:]
-	}
-	return image
 }
 
 // registryHost is the registry an image reference names (docker.io when it

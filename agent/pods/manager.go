@@ -72,6 +72,7 @@ type Manager struct {
 	clock    clock.WithTicker
 	events   *reconcile.EventRecorder
 	pods     corelisters.PodLister
+	byUID    cache.Indexer
 	services corelisters.ServiceLister
 	podsSync cache.InformerSynced
 	svcSync  cache.InformerSynced
@@ -133,6 +134,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	podInf := podFactory.Core().V1().Pods()
 	svcInf := factory.Core().V1().Services()
 	m.pods = podInf.Lister()
+	if err := podInf.Informer().AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			return []string{string(p.UID)}, nil
+		}
+		return nil, nil
+	}}); err != nil {
+		return fmt.Errorf("pods: indexing pods: %w", err)
+	}
+	m.byUID = podInf.Informer().GetIndexer()
 	m.services = svcInf.Lister()
 	m.podsSync = podInf.Informer().HasSynced
 	m.svcSync = svcInf.Informer().HasSynced
@@ -309,18 +319,17 @@ func (m *Manager) sweepOrphanDirs() {
 	}
 }
 
+// uidIndex indexes the node's pods by UID.
+const uidIndex = "uid"
+
 // podByUID finds a pod of this node in the informer by UID.
 func (m *Manager) podByUID(uid types.UID) *corev1.Pod {
-	pods, err := m.pods.List(labels.Everything())
-	if err != nil {
+	objs, err := m.byUID.ByIndex(uidIndex, string(uid))
+	if err != nil || len(objs) == 0 {
 		return nil
 	}
-	for _, p := range pods {
-		if p.UID == uid {
-			return p
-		}
-	}
-	return nil
+	p, _ := objs[0].(*corev1.Pod)
+	return p
 }
 
 // probeUpdate hears from the prober and wakes the pod.

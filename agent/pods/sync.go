@@ -120,20 +120,29 @@ func gracePeriod(p *corev1.Pod) int64 {
 	return 30
 }
 
+// refreshEvery is how often configMap, secret, downwardAPI and projected
+// volumes are re-read from the API (the pods' resync wakes workers every
+// 10 s, so updates arrive within about 20 s; kube's default is a minute).
+const refreshEvery = 10 * time.Second
+
 // runPod brings the pod's volumes, sandbox and containers to what the spec
 // asks, and returns when to look again.
 func (m *Manager) runPod(ctx context.Context, w *worker, pod *corev1.Pod, rt *podRuntime) time.Duration {
-	pv, err := m.cfg.Volumes.Setup(ctx, pod)
-	if err != nil {
-		m.events.Event(pod, corev1.EventTypeWarning, "FailedMount", err.Error())
-		return 5 * time.Second
-	}
+	// Volumes are set up once per worker (an agent restart sets them up
+	// again, which reuses what exists); after that only their API-fed
+	// content is re-projected, every refreshEvery, not on every sync.
 	now := m.clock.Now()
-	if now.Sub(w.lastRefresh) > 10*time.Second {
-		if !w.lastRefresh.IsZero() {
-			if err := m.cfg.Volumes.Refresh(ctx, pod); err != nil {
-				m.log.Warn("refreshing volumes", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-			}
+	pv := w.volumes
+	if pv == nil {
+		var err error
+		if pv, err = m.cfg.Volumes.Setup(ctx, pod); err != nil {
+			m.events.Event(pod, corev1.EventTypeWarning, "FailedMount", err.Error())
+			return 5 * time.Second
+		}
+		w.volumes, w.lastRefresh = pv, now
+	} else if now.Sub(w.lastRefresh) >= refreshEvery {
+		if err := m.cfg.Volumes.Refresh(ctx, pod); err != nil {
+			m.log.Warn("refreshing volumes", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		}
 		w.lastRefresh = now
 	}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-sh/skiff/agent/prober"
+	"github.com/skiff-sh/skiff/agent/volumes"
 )
 
 // worker owns one pod: only it touches the pod's sandbox and containers.
@@ -36,7 +37,9 @@ type worker struct {
 	// messages about waiting containers (pull errors, config errors),
 	// by container name: reason and message.
 	waiting map[string]waitingReason
-	// lastRefresh is when configMap/secret volumes were last re-projected.
+	// volumes are the pod's volumes once set up; lastRefresh is when their
+	// API-fed content was last re-projected.
+	volumes     *volumes.PodVolumes
 	lastRefresh time.Time
 	// probedIDs are the container instances whose probes run.
 	probedIDs map[string]bool
