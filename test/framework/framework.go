@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -38,9 +37,7 @@ type Server struct {
 
 	opts Options
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan error
+	runner
 }
 
 // Options shape a test server.
@@ -100,9 +97,6 @@ func (s *Server) start(logw io.Writer) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
 	advertise := s.opts.AdvertiseAddress
 	if advertise == "" {
 		advertise = "127.0.0.1"
@@ -113,46 +107,17 @@ func (s *Server) start(logw io.Writer) {
 		AdvertiseAddress: advertise,
 		EtcdEndpoints:    s.EtcdEndpoints,
 		Log:              slog.New(slog.NewTextHandler(logw, nil)),
-		Ready:            func(cluster.ReadyInfo) { close(ready) },
 		ControlPlane:     s.opts.ControlPlane,
 		Election:         s.opts.Election,
 	}
-	go func() { done <- cluster.RunServer(ctx, cfg) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		s.t.Fatalf("framework: server exited before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		s.t.Fatalf("framework: server not ready after 60s")
-	}
-	s.mu.Lock()
-	s.cancel, s.done = cancel, done
-	s.mu.Unlock()
+	s.runner.start(s.t, "server", 60*time.Second, func(ctx context.Context, ready func()) error {
+		cfg.Ready = func(cluster.ReadyInfo) { ready() }
+		return cluster.RunServer(ctx, cfg)
+	})
 }
 
 // Stop stops the server; it is safe to call twice.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			s.t.Logf("framework: server stopped with: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		var buf strings.Builder
-		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
-		s.t.Errorf("framework: server did not stop within 30s; goroutines:\n%s", buf.String())
-	}
-}
+func (s *Server) Stop() { s.runner.stop(s.t, "server", 30*time.Second) }
 
 // Restart stops the server and starts it again on the same data dir and
 // port.

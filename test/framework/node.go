@@ -34,9 +34,7 @@ type Node struct {
 	srv    *Server
 	opts   NodeOptions
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan error
+	runner
 }
 
 // NodeOptions shape a test node.
@@ -99,9 +97,6 @@ func (n *Node) start() {
 	if logw == nil {
 		logw = io.Discard
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
 	cfg := agent.Config{
 		DataDir:     n.DataDir,
 		NodeName:    n.Name,
@@ -112,7 +107,6 @@ func (n *Node) start() {
 		DemoBinary:  DemoBinary(n.t),
 		Version:     cluster.Version.GitVersion,
 		Log:         slog.New(slog.NewTextHandler(logw, nil)),
-		Ready:       func(string, time.Duration) { close(ready) },
 	}
 	if n.opts.Ingress {
 		if n.IngressHTTP == "" {
@@ -121,40 +115,14 @@ func (n *Node) start() {
 		cfg.Ingress, cfg.IngressStatus = true, true
 		cfg.IngressHTTP, cfg.IngressHTTPS = n.IngressHTTP, n.IngressHTTPS
 	}
-	go func() { done <- agent.Run(ctx, cfg) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		n.t.Fatalf("framework: agent exited before its node was ready: %v", err)
-	case <-time.After(120 * time.Second):
-		cancel()
-		n.t.Fatalf("framework: node %s not ready after 120s", n.Name)
-	}
-	n.mu.Lock()
-	n.cancel, n.done = cancel, done
-	n.mu.Unlock()
+	n.runner.start(n.t, "agent "+n.Name, 120*time.Second, func(ctx context.Context, ready func()) error {
+		cfg.Ready = func(string, time.Duration) { ready() }
+		return agent.Run(ctx, cfg)
+	})
 }
 
 // Stop stops the agent; its containers keep running (as on a real node).
-func (n *Node) Stop() {
-	n.mu.Lock()
-	cancel, done := n.cancel, n.done
-	n.cancel, n.done = nil, nil
-	n.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			n.t.Logf("framework: agent stopped with: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		n.t.Errorf("framework: agent %s did not stop within 60s", n.Name)
-	}
-}
+func (n *Node) Stop() { n.runner.stop(n.t, "agent "+n.Name, 60*time.Second) }
 
 // Restart stops the agent and starts it again on the same data dir.
 func (n *Node) Restart() {
