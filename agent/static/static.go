@@ -50,6 +50,10 @@ type Syncer struct {
 	Log      *slog.Logger
 	// Period is how often the directory is read; default 2s.
 	Period time.Duration
+
+	// idle is set once a pass found no manifests and no mirrors: until a
+	// manifest appears there is nothing to ask the API.
+	idle bool
 }
 
 // manifest is one static pod read from a file.
@@ -170,6 +174,9 @@ func (s *Syncer) mirror(pod *corev1.Pod, data []byte) manifest {
 // sync makes the mirror pods match the manifests.
 func (s *Syncer) sync(ctx context.Context) error {
 	want := s.read()
+	if len(want) == 0 && s.idle {
+		return nil
+	}
 	list, err := s.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", s.NodeName).String(),
 	})
@@ -204,6 +211,7 @@ func (s *Syncer) sync(ctx context.Context) error {
 		}
 		s.Log.Info("static pod mirrored", "pod", key, "file", m.file)
 	}
+	s.idle = len(want) == 0 && len(have) == 0
 	for key, p := range have {
 		if _, ok := want[key]; !ok && p.DeletionTimestamp == nil {
 			s.Log.Info("static pod manifest removed, deleting its pod", "pod", key)
