@@ -19,7 +19,7 @@ func (m *Manager) runInitContainers(ctx context.Context, w *worker, pc *podConte
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		if isSidecar(c) {
-			d, _, _ := m.syncContainer(ctx, w, pc, rt, c, true)
+			d, _ := m.syncContainer(ctx, w, pc, rt, c, true)
 			if l := rt.latest(c.Name); l == nil || l.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 				return false, minPositive(d, time.Second)
 			}
@@ -67,16 +67,15 @@ func minPositive(a, b time.Duration) time.Duration {
 }
 
 // syncContainer keeps one container as the spec and restart policy want.
-// finished is true when the container terminated for good; failed when it
-// did so with a non-zero exit code.
-func (m *Manager) syncContainer(ctx context.Context, w *worker, pc *podContext, rt *podRuntime, c *corev1.Container, sidecar bool) (next time.Duration, finished, failed bool) {
+// finished is true when the container terminated for good.
+func (m *Manager) syncContainer(ctx context.Context, w *worker, pc *podContext, rt *podRuntime, c *corev1.Container, sidecar bool) (next time.Duration, finished bool) {
 	pod := pc.pod
 	latest := rt.latest(c.Name)
 	if latest == nil {
 		if err := m.createAndStart(ctx, w, pc, rt, c, 0); err != nil {
-			return m.waitAfterCreateError(w, pod, c), false, false
+			return m.waitAfterCreateError(w, pod, c), false
 		}
-		return 5 * time.Second, false, false
+		return 5 * time.Second, false
 	}
 	switch latest.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
@@ -87,26 +86,26 @@ func (m *Manager) syncContainer(ctx context.Context, w *worker, pc *podContext, 
 			}
 			m.events.Event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, lower(u.Kind.String())))
 			m.killContainer(ctx, pod, c, latest.Id, grace, false)
-			return 100 * time.Millisecond, false, false
+			return 100 * time.Millisecond, false
 		}
 		m.ensureProbes(w, pc, c, latest)
-		return 30 * time.Second, false, false
+		return 30 * time.Second, false
 	case runtimeapi.ContainerState_CONTAINER_CREATED:
 		m.startCreated(ctx, w, pc, c, latest.Id)
-		return time.Second, false, false
+		return time.Second, false
 	}
 	m.probes.Stop(pod.UID, c.Name)
 	st, err := m.containerStatus(ctx, latest.Id)
 	if err != nil {
-		return 2 * time.Second, false, false
+		return 2 * time.Second, false
 	}
 	exit := st.ExitCode
 	restart := sidecar || pod.Spec.RestartPolicy == corev1.RestartPolicyAlways ||
 		(pod.Spec.RestartPolicy == corev1.RestartPolicyOnFailure && exit != 0)
 	if !restart {
-		return 0, true, exit != 0
+		return 0, true
 	}
-	return m.restartWithBackoff(ctx, w, pc, rt, c, latest), false, false
+	return m.restartWithBackoff(ctx, w, pc, rt, c, latest), false
 }
 
 // restartWithBackoff starts the next instance of an exited container, or

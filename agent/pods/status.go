@@ -21,7 +21,7 @@ import (
 func everything() labels.Selector { return labels.Everything() }
 
 // writeStatus computes the pod's status and writes it if it changed.
-func (m *Manager) writeStatus(ctx context.Context, w *worker, pod *corev1.Pod, rt *podRuntime, _ any) {
+func (m *Manager) writeStatus(ctx context.Context, w *worker, pod *corev1.Pod, rt *podRuntime) {
 	if rt == nil {
 		return
 	}

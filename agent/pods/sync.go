@@ -78,7 +78,7 @@ func (m *Manager) syncPod(ctx context.Context, w *worker) (time.Duration, bool) 
 		// sandbox, which holds the IP.
 		m.stopPodContainers(ctx, w, pod, rt, gracePeriod(pod))
 		m.stopSandboxes(ctx, rt)
-		m.writeStatus(ctx, w, pod, rt, nil)
+		m.writeStatus(ctx, w, pod, rt)
 		return time.Minute, false
 	}
 	next := m.runPod(ctx, w, pod, rt)
@@ -86,7 +86,7 @@ func (m *Manager) syncPod(ctx context.Context, w *worker) (time.Duration, bool) 
 	if rt2, err := m.podRuntimeOf(ctx, w.uid); err == nil {
 		rt = rt2
 	}
-	m.writeStatus(ctx, w, pod, rt, nil)
+	m.writeStatus(ctx, w, pod, rt)
 	if w.terminal {
 		return time.Second, false
 	}
@@ -199,21 +199,18 @@ func (m *Manager) runPod(ctx context.Context, w *worker, pod *corev1.Pod, rt *po
 		}
 	}
 	allDone := true
-	anyFailed := false
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		d, finished, failed := m.syncContainer(ctx, w, pc, rt, c, false)
+		d, finished := m.syncContainer(ctx, w, pc, rt, c, false)
 		soon(d)
 		if !finished {
 			allDone = false
 		}
-		anyFailed = anyFailed || failed
 	}
 	if allDone && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 		w.terminal = true
 		return time.Second
 	}
-	_ = anyFailed
 	return next
 }
 
@@ -263,7 +260,7 @@ func (m *Manager) terminatePod(ctx context.Context, w *worker, pod *corev1.Pod, 
 		return 2 * time.Second
 	}
 	rt, _ = m.podRuntimeOf(ctx, w.uid)
-	m.writeStatus(ctx, w, pod, rt, nil)
+	m.writeStatus(ctx, w, pod, rt)
 	zero := int64(0)
 	err := m.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero,

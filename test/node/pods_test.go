@@ -60,7 +60,7 @@ func testRunsAndReports(t *testing.T, c *cluster) {
 	ns := c.namespace(t, "basic")
 	pod := busyboxPod(ns, "hello", "sh", "-c", "echo hello from skiff; echo to stderr >&2; exec sleep 3600")
 	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "GREETING", Value: "hi"}}
-	created := c.createPod(t, pod)
+	c.createPod(t, pod)
 	p := c.waitPod(t, ns, "hello", 60*time.Second, "ready", ready)
 	cs := p.Status.ContainerStatuses[0]
 	if p.Status.PodIP == "" || !strings.HasPrefix(p.Status.PodIP, "10.1") {
@@ -97,7 +97,6 @@ func testRunsAndReports(t *testing.T, c *cluster) {
 		t.Fatal(err)
 	}
 	c.waitGone(t, ns, "hello", 30*time.Second)
-	_ = created
 }
 
 func testInitContainers(t *testing.T, c *cluster) {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -56,5 +55,4 @@ func TestAgentRestartAdopts(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	_ = corev1.PodRunning
 }
