@@ -20,7 +20,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -35,7 +34,6 @@ import (
 	"github.com/skiff-sh/skiff/agent/storage"
 	"github.com/skiff-sh/skiff/agent/volumes"
 	"github.com/skiff-sh/skiff/controllers/volumebinding/pvmatch"
-	"github.com/skiff-sh/skiff/ingress"
 	"github.com/skiff-sh/skiff/join"
 )
 
@@ -70,9 +68,16 @@ type Config struct {
 	Port     int
 	Listener net.Listener
 	// ClusterDNS is the cluster DNS address written into pods'
-	// resolv.conf (default 10.43.0.10); ClusterDomain its domain.
+	// resolv.conf (default: the kube-system/kube-dns Service's ClusterIP,
+	// 10.43.0.10 on a default cluster); ClusterDomain its domain.
 	ClusterDNS    string
 	ClusterDomain string
+	// ClusterCIDR is the whole pod network (default 10.42.0.0/16): pod
+	// traffic to it is routed between nodes, not masqueraded.
+	ClusterCIDR string
+	// DNSUpstreams are the resolvers the node's cluster DNS server forwards
+	// other names to, as "ip" or "ip:port" (default: /etc/resolv.conf's).
+	DNSUpstreams []string
 	// Labels and Taints are registered with the node.
 	Labels map[string]string
 	Taints []corev1.Taint
@@ -115,6 +120,10 @@ func Run(ctx context.Context, cfg Config) error {
 	ip, err := netip.ParseAddr(cfg.NodeIP)
 	if err != nil {
 		return fmt.Errorf("node IP %q: %w", cfg.NodeIP, err)
+	}
+	clusterCIDR, err := netip.ParsePrefix(cfg.ClusterCIDR)
+	if err != nil || !clusterCIDR.Addr().Is4() {
+		return fmt.Errorf("cluster CIDR %q: want an IPv4 prefix such as 10.42.0.0/16", cfg.ClusterCIDR)
 	}
 	for _, d := range []string{"", "pki", "pods", "logs", "images", "cni/net.d", "cni/ipam"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
@@ -233,6 +242,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	allocatable := n.Status.Allocatable
+	clusterDNS := clusterDNSAddress(ctx, client, cfg.ClusterDNS, cfg.Log)
 	vm := &volumes.Manager{Root: filepath.Join(cfg.DataDir, "pods"), Client: client, Log: cfg.Log, NodeAllocatable: allocatable}
 	// Mount propagation into containers needs the volumes on a shared mount.
 	if err := vm.MakeRootShared(); err != nil {
@@ -242,7 +252,7 @@ func Run(ctx context.Context, cfg Config) error {
 		NodeName: cfg.NodeName, Client: client, Runtime: rt.Runtime(), Images: rt.Images(),
 		Volumes: vm,
 		PodDir:  filepath.Join(cfg.DataDir, "pods"), LogDir: filepath.Join(cfg.DataDir, "logs"),
-		NodeIPs: []netip.Addr{ip}, ClusterDNS: []string{cfg.ClusterDNS}, ClusterDomain: cfg.ClusterDomain,
+		NodeIPs: []netip.Addr{ip}, ClusterDNS: []string{clusterDNS}, ClusterDomain: cfg.ClusterDomain,
 		CgroupRoot: cgroupRoot(cfg.NodeName), LocalImage: local.has, Allocatable: allocatable, Log: cfg.Log,
 		RestoreLocal: func(ctx context.Context, ref string) bool {
 			names, err := ensureBuiltins(ctx)
@@ -297,10 +307,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if err := enableForwarding(); err != nil {
+		return err
+	}
+	gw := gatewayOf(podCIDR)
+	if err := ensureBridge(runCtx, cfg.Bridge, gw); err != nil {
+		return fmt.Errorf("pod bridge: %w", err)
+	}
 	if err := writeCNIConfig(filepath.Join(cfg.DataDir, "cni/net.d"), filepath.Join(cfg.DataDir, "cni/ipam"), cfg.Bridge, podCIDR); err != nil {
 		return err
 	}
-	if err := ensureMasquerade(runCtx, cfg.Bridge, podCIDR); err != nil {
+	if err := ensureMasquerade(runCtx, cfg.Bridge, podCIDR, clusterCIDR); err != nil {
+		return err
+	}
+	if err := startServiceNetwork(runCtx, cfg, client, n, ip, podCIDR, gw.Addr(), goRun); err != nil {
 		return err
 	}
 	netReady.Store("cni", true)
@@ -326,11 +346,6 @@ func Run(ctx context.Context, cfg Config) error {
 	static := &static.Syncer{Dir: manifests, NodeName: cfg.NodeName, NodeUID: n.UID, Client: client, Log: cfg.Log}
 	goRun("static pods", static.Run)
 	goRun("local volumes", storage.New(client, cfg.NodeName, storageBase, cfg.Log).Run)
-	if cfg.Ingress {
-		if err := startIngress(runCtx, cfg, client, ip, goRun); err != nil {
-			return err
-		}
-	}
 	if cfg.Ready != nil {
 		go func() {
 			if waitNodeReady(runCtx, client, cfg.NodeName) == nil {
@@ -372,8 +387,8 @@ func defaults(cfg *Config) error {
 	if cfg.Bridge == "" {
 		cfg.Bridge = DefaultBridge
 	}
-	if cfg.ClusterDNS == "" {
-		cfg.ClusterDNS = "10.43.0.10"
+	if cfg.ClusterCIDR == "" {
+		cfg.ClusterCIDR = "10.42.0.0/16"
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
@@ -523,33 +538,6 @@ func (s *imageSet) has(ref string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.names[ref] || s.names[images.NormalizeRef(ref)]
-}
-
-// startIngress runs the built-in ingress controller on this node.
-func startIngress(ctx context.Context, cfg Config, client kubernetes.Interface, ip netip.Addr, goRun func(string, func(context.Context) error)) error {
-	if cfg.IngressStatus {
-		if err := ingress.EnsureIngressClass(ctx, client); err != nil {
-			return fmt.Errorf("ingress class: %w", err)
-		}
-	}
-	httpAddr, httpsAddr := cfg.IngressHTTP, cfg.IngressHTTPS
-	if httpAddr == "" {
-		httpAddr = ":80"
-	}
-	if httpsAddr == "" {
-		httpsAddr = ":443"
-	}
-	ic, err := ingress.New(client, informers.NewSharedInformerFactory(client, 0), ingress.Config{
-		HTTPAddr: httpAddr, HTTPSAddr: httpsAddr,
-		NodeAddresses: func() []string { return []string{ip.String()} },
-		UpdateStatus:  cfg.IngressStatus,
-		Log:           cfg.Log,
-	})
-	if err != nil {
-		return fmt.Errorf("ingress: %w", err)
-	}
-	goRun("ingress", ic.Run)
-	return nil
 }
 
 // cgroupRoot is the cgroup parent of all of a node's pods.

@@ -13,11 +13,13 @@ import (
 	"github.com/skiff-sh/skiff/agent/pods"
 	"github.com/skiff-sh/skiff/agent/runtime"
 	"github.com/skiff-sh/skiff/agent/volumes"
+	"github.com/skiff-sh/skiff/proxy"
 )
 
 // Cleanup removes what an agent put on its machine: every sandbox and
 // container it created (through its own containerd, started for the
-// purpose), the pods' volumes and the pod bridge. Images and the data dir
+// purpose), the pods' volumes, the pod bridge and the node's nftables
+// tables (masquerade and service proxy). Images and the data dir
 // stay, so the agent can start again.
 func Cleanup(ctx context.Context, cfg Config) error {
 	if cfg.DataDir == "" {
@@ -55,6 +57,9 @@ func Cleanup(ctx context.Context, cfg Config) error {
 	}
 	pods.RemoveNodeCgroups(cgroupRoot(cfg.NodeName))
 	if err := removeMasquerade(ctx, bridgeName); err != nil && cleanErr == nil {
+		cleanErr = err
+	}
+	if err := proxy.Cleanup(ctx, proxyTable(bridgeName)); err != nil && cleanErr == nil {
 		cleanErr = err
 	}
 	if _, err := net.InterfaceByName(bridgeName); err == nil {

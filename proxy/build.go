@@ -73,7 +73,10 @@ func (b *builder) static() {
 	// on every local address but loopback (127.0.0.1 would need
 	// route_localnet).
 	onNode := "ip daddr @" + setNodePortIPs
-	if len(b.node.nodeIPs) == 0 {
+	switch {
+	case b.node.noNodePorts:
+		onNode = "ip daddr 0.0.0.0" // matches nothing
+	case len(b.node.nodeIPs) == 0:
 		onNode = "fib daddr type local ip daddr != 127.0.0.0/8"
 	}
 

@@ -251,6 +251,15 @@ func TestNodeView(t *testing.T) {
 	if fmt.Sprint(v.nodeIPs) != "[192.0.2.10]" || v.clusterCIDR.String() != "10.42.0.0/16" {
 		t.Errorf("nodeView = %+v; want only 192.0.2.10 and the masked 10.42.0.0/16", v)
 	}
+	if v.noNodePorts {
+		t.Errorf("nodeView with a usable address serves no node ports")
+	}
+	if v := (&Config{NodeIPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}).nodeView(); !v.noNodePorts {
+		t.Errorf("nodeView with only loopback addresses would serve node ports on every address")
+	}
+	if v := (&Config{}).nodeView(); v.noNodePorts {
+		t.Errorf("nodeView without addresses serves no node ports; want every local address")
+	}
 	if v := (&Config{ClusterCIDR: netip.MustParsePrefix("fd00::/48")}).nodeView(); v.clusterCIDR.IsValid() {
 		t.Errorf("IPv6 cluster CIDR kept: %v", v.clusterCIDR)
 	}

@@ -34,7 +34,9 @@ type Config struct {
 	// served on. IPv4 ones are used, except loopback: reaching a pod through
 	// 127.0.0.1 would need the route_localnet sysctl, which the proxy does
 	// not set. Empty: every local address but loopback serves NodePorts, and
-	// LoadBalancer ports are served only on their status ingress IPs.
+	// LoadBalancer ports are served only on their status ingress IPs. Only
+	// loopback addresses (a test node in the host's namespace): NodePorts
+	// are served nowhere, so they cannot capture another cluster's.
 	NodeIPs []netip.Addr
 	// ClusterCIDR is the pod network. Service traffic from outside it is
 	// masqueraded. Invalid (zero) disables that masquerade; hairpin and
@@ -79,6 +81,7 @@ func (c *Config) nodeView() nodeView {
 		}
 	}
 	v.nodeIPs = uniqueAddrs(v.nodeIPs)
+	v.noNodePorts = len(c.NodeIPs) > 0 && len(v.nodeIPs) == 0
 	return v
 }
 

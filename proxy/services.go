@@ -20,6 +20,9 @@ type nodeView struct {
 	name        string
 	nodeIPs     []netip.Addr // IPv4 addresses NodePorts and LoadBalancer ports are served on
 	clusterCIDR netip.Prefix // pod network; invalid when unknown
+	// noNodePorts: the node's only addresses are loopback ones, so node
+	// ports are served nowhere (rather than on every local address).
+	noNodePorts bool
 }
 
 // servicePort is one port of one Service, with everything the rules need.

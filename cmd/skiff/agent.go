@@ -25,13 +25,18 @@ type agentFlags struct {
 	port                                 int
 	noIngress                            bool
 	ingressHTTP, ingressHTTPS            string
+	dnsUpstreams                         []string
+	// clusterCIDR is `skiff agent --cluster-cidr`; the server's own agent
+	// takes the server's flag of that name.
+	clusterCIDR string
 }
 
 func (a *agentFlags) register(c *cobra.Command) {
 	f := c.Flags()
 	f.StringVar(&a.nodeName, "node-name", "", "name of this node (default: the host name)")
 	f.StringVar(&a.nodeIP, "node-ip", "", "address of this node (default: the host's first IPv4 address)")
-	f.StringVar(&a.clusterDNS, "cluster-dns", "10.43.0.10", "cluster DNS address written into pods' resolv.conf")
+	f.StringVar(&a.clusterDNS, "cluster-dns", "", "cluster DNS address written into pods' resolv.conf (default: the kube-dns Service's ClusterIP)")
+	f.StringSliceVar(&a.dnsUpstreams, "dns-upstream", nil, "resolver (ip or ip:port) the node's cluster DNS forwards other names to; repeatable (default: /etc/resolv.conf's nameservers)")
 	f.IntVar(&a.port, "kubelet-port", 10250, "port of the agent's API (logs, exec, port-forward)")
 	f.BoolVar(&a.noIngress, "disable-ingress", false, "do not run the built-in ingress controller on this node")
 	f.StringVar(&a.ingressHTTP, "ingress-http", ":80", "address the ingress controller serves HTTP on")
@@ -42,6 +47,7 @@ func (a *agentFlags) register(c *cobra.Command) {
 func (a *agentFlags) config(dataDir string, log *slog.Logger) agent.Config {
 	return agent.Config{
 		DataDir: dataDir, NodeName: a.nodeName, NodeIP: a.nodeIP, ClusterDNS: a.clusterDNS, Port: a.port, Bridge: a.bridge,
+		ClusterCIDR: a.clusterCIDR, DNSUpstreams: a.dnsUpstreams,
 		Ingress: !a.noIngress, IngressHTTP: a.ingressHTTP, IngressHTTPS: a.ingressHTTPS,
 		DemoBinary: demoBinary(), Version: cluster.Version.GitVersion, Log: log,
 	}
@@ -97,7 +103,8 @@ node's agent created, and exits.`,
 	f.StringVar(&dataDir, "data-dir", "/var/lib/skiff/agent", "directory for the agent's state (containerd, volumes, logs, certificates)")
 	f.StringVar(&server, "server", "", "URL of a Skiff server, e.g. https://10.0.0.1:6443")
 	f.StringVar(&token, "token", "", "join token (default: $SKIFF_TOKEN)")
-	f.BoolVar(&cleanup, "cleanup", false, "remove every container and sandbox this agent created, then exit")
+	f.StringVar(&flags.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "the cluster's pod network, as given to the server (routed between nodes, not masqueraded)")
+	f.BoolVar(&cleanup, "cleanup", false, "remove every container, sandbox, route and nftables table this agent created, then exit")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	return c
 }

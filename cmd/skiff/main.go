@@ -80,6 +80,7 @@ func serverCommand() *cobra.Command {
 				agentDone = make(chan struct{})
 				go func() {
 					defer close(agentDone)
+					agentOpts.clusterCIDR = cpOpts.ClusterCIDR
 					if err := runLocalAgent(ctx, cfg, info, agentOpts); err != nil {
 						cfg.Log.Error("agent stopped", "err", err)
 					}

@@ -60,6 +60,10 @@ type Options struct {
 	BindAddress string
 	// AdvertiseAddress defaults to 127.0.0.1.
 	AdvertiseAddress string
+	// Network, required for a server with nodes, gives the cluster its
+	// service CIDR and its nodes their pod network (ClaimNetwork). The
+	// ControlPlane's node IPAM must use its PodCIDR.
+	Network *Network
 }
 
 // StartServer starts a server and waits until it is ready.
@@ -109,6 +113,9 @@ func (s *Server) start(logw io.Writer) {
 		Log:              slog.New(slog.NewTextHandler(logw, nil)),
 		ControlPlane:     s.opts.ControlPlane,
 		Election:         s.opts.Election,
+	}
+	if s.opts.Network != nil {
+		cfg.ServiceCIDR = s.opts.Network.ServiceCIDR
 	}
 	s.runner.start(s.t, "server", 60*time.Second, func(ctx context.Context, ready func()) error {
 		cfg.Ready = func(cluster.ReadyInfo) { ready() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,9 +79,9 @@ type RemoteNode struct {
 }
 
 // StartRemoteNode runs `skiff agent` in host h, joining serverURL with
-// token. It is stopped and cleaned up (containers, volumes, data dir) when
+// token, with extra flags appended. It is stopped and cleaned up (containers, volumes, data dir) when
 // the test ends.
-func StartRemoteNode(t testing.TB, h *Host, name, serverURL, token string) *RemoteNode {
+func StartRemoteNode(t testing.TB, h *Host, name, serverURL, token string, extra ...string) *RemoteNode {
 	t.Helper()
 	bin := Binary(t)
 	DemoBinaryNextTo(t, bin)
@@ -93,8 +94,9 @@ func StartRemoteNode(t testing.TB, h *Host, name, serverURL, token string) *Remo
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = h.Command(context.Background(), bin, "agent", "--server", serverURL, "--token", token,
-		"--data-dir", filepath.Join(dir, "agent"), "--node-name", name, "--node-ip", h.HostIP)
+	args := append([]string{"agent", "--server", serverURL, "--token", token,
+		"--data-dir", filepath.Join(dir, "agent"), "--node-name", name, "--node-ip", h.HostIP}, extra...)
+	n.cmd = h.Command(context.Background(), bin, args...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -154,4 +156,73 @@ func DemoBinaryNextTo(t testing.TB, bin string) {
 	if err := os.WriteFile(want, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// LAN is a link shared by several network namespaces standing for machines:
+// a bridge in the test's own namespace, with the network's first address on
+// it as their gateway. Machines on it reach each other directly, as the
+// nodes of a small cluster on one switch do.
+type LAN struct {
+	t         testing.TB
+	Bridge    string
+	GatewayIP string
+	prefix    netip.Prefix
+}
+
+// NewLAN makes the LAN of a claimed network (network.LAN), removed when the
+// test ends.
+func NewLAN(t testing.TB, network Network) *LAN {
+	t.Helper()
+	NeedRoot(t)
+	l := &LAN{t: t, Bridge: fmt.Sprintf("sklan%d", network.Index), prefix: network.LAN}
+	l.GatewayIP = network.LAN.Addr().Next().String()
+	_ = exec.Command("ip", "link", "delete", l.Bridge).Run() // left by a killed run
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", l.Bridge).Run() })
+	for _, s := range [][]string{
+		{"ip", "link", "add", l.Bridge, "type", "bridge"},
+		{"ip", "addr", "add", fmt.Sprintf("%s/%d", l.GatewayIP, network.LAN.Bits()), "dev", l.Bridge},
+		{"ip", "link", "set", l.Bridge, "up"},
+	} {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("framework: %s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	return l
+}
+
+// Host makes machine n (1..200) on the LAN: a network namespace whose eth0
+// is on the LAN's bridge with the LAN's address .n+1.
+func (l *LAN) Host(n int) *Host {
+	t := l.t
+	t.Helper()
+	addr := l.prefix.Addr()
+	for i := 0; i <= n; i++ {
+		addr = addr.Next()
+	}
+	tag := rand.IntN(1e5)
+	h := &Host{
+		t:         t,
+		Name:      fmt.Sprintf("skiff-l%d-%d", tag, n),
+		GatewayIP: l.GatewayIP,
+		HostIP:    addr.String(),
+		vethOut:   fmt.Sprintf("skl%d-%d", tag, n),
+	}
+	cidr := fmt.Sprintf("%s/%d", h.HostIP, l.prefix.Bits())
+	steps := [][]string{
+		{"ip", "netns", "add", h.Name},
+		{"ip", "link", "add", h.vethOut, "type", "veth", "peer", "name", "eth0", "netns", h.Name},
+		{"ip", "link", "set", h.vethOut, "master", l.Bridge},
+		{"ip", "link", "set", h.vethOut, "up"},
+		{"ip", "-n", h.Name, "addr", "add", cidr, "dev", "eth0"},
+		{"ip", "-n", h.Name, "link", "set", "eth0", "up"},
+		{"ip", "-n", h.Name, "link", "set", "lo", "up"},
+		{"ip", "-n", h.Name, "route", "add", "default", "via", h.GatewayIP},
+	}
+	t.Cleanup(h.remove)
+	for _, s := range steps {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("framework: %s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	return h
 }

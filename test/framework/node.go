@@ -68,6 +68,9 @@ func NeedRoot(t testing.TB) {
 func StartNode(t testing.TB, srv *Server, opts NodeOptions) *Node {
 	t.Helper()
 	NeedRoot(t)
+	if srv.opts.Network == nil {
+		t.Fatal("framework: StartNode needs a server started with Options.Network (ClaimNetwork)")
+	}
 	if opts.Name == "" {
 		opts.Name = "node-1"
 	}
@@ -102,6 +105,7 @@ func (n *Node) start() {
 		NodeName:    n.Name,
 		Bridge:      n.Bridge,
 		NodeIP:      "127.0.0.1",
+		ClusterCIDR: n.srv.opts.Network.PodCIDR,
 		Listener:    l,
 		Credentials: &agent.Credentials{Kubeconfig: creds.Kubeconfig, ServingCert: creds.ServingCert, ServingKey: creds.ServingKey, CACertPEM: creds.CACertPEM},
 		DemoBinary:  DemoBinary(n.t),
@@ -140,8 +144,10 @@ func (n *Node) Remove() {
 	if err := agent.Cleanup(ctx, agent.Config{DataDir: n.DataDir, NodeName: n.Name, Bridge: n.Bridge, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
 		n.t.Errorf("framework: cleaning up node %s: %v", n.Name, err)
 	}
-	if out, err := exec.Command("nft", "list", "table", "ip", "skiff_"+n.Bridge).CombinedOutput(); err == nil {
-		n.t.Errorf("framework: node %s left its nftables table after cleanup:\n%s", n.Name, out)
+	for _, table := range []string{"skiff_" + n.Bridge, "skiff_svc_" + n.Bridge} {
+		if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err == nil {
+			n.t.Errorf("framework: node %s left its nftables table %s after cleanup:\n%.2000s", n.Name, table, out)
+		}
 	}
 	if _, err := os.Stat("/sys/fs/cgroup/memory/skiff/" + n.Name); err == nil {
 		n.t.Errorf("framework: node %s left its cgroup /skiff/%s after cleanup", n.Name, n.Name)
@@ -197,14 +203,6 @@ func DemoBinary(t testing.TB) string {
 		t.Fatal(demoErr)
 	}
 	return demoPath
-}
-
-// PodNetwork returns a cluster CIDR for a test cluster's pods: a random
-// 10.X.0.0/16 away from Skiff's default 10.42.0.0/16 and service range
-// 10.43.0.0/16, so test clusters on one machine (and a `make run` cluster)
-// do not route each other's pod addresses.
-func PodNetwork() string {
-	return fmt.Sprintf("10.%d.0.0/16", 100+rand.IntN(100))
 }
 
 // freeAddr is a free loopback address.

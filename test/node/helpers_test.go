@@ -50,7 +50,12 @@ func startCluster(t *testing.T) *cluster {
 func startClusterWith(t *testing.T, opts framework.NodeOptions) *cluster {
 	t.Helper()
 	framework.NeedRoot(t)
-	srv := framework.StartServer(t, framework.Options{ControlPlane: controlplane.AllWith(controlplane.Options{ClusterCIDR: framework.PodNetwork()}), Log: logSink(t, "server")})
+	network := framework.ClaimNetwork(t)
+	srv := framework.StartServer(t, framework.Options{
+		ControlPlane: controlplane.AllWith(controlplane.Options{ClusterCIDR: network.PodCIDR}),
+		Network:      &network,
+		Log:          logSink(t, "server"),
+	})
 	opts.Log = logSink(t, "agent")
 	node := framework.StartNode(t, srv, opts)
 	return &cluster{srv: srv, node: node, client: srv.Client()}

@@ -25,8 +25,10 @@ func TestTwoAgentsJoin(t *testing.T) {
 	framework.NeedRoot(t)
 	h1 := framework.NewHost(t, 1)
 	h2 := framework.NewHost(t, 2)
+	network := framework.ClaimNetwork(t)
 	srv := framework.StartServer(t, framework.Options{
-		ControlPlane:     controlplane.AllWith(controlplane.Options{ClusterCIDR: framework.PodNetwork()}),
+		ControlPlane:     controlplane.AllWith(controlplane.Options{ClusterCIDR: network.PodCIDR}),
+		Network:          &network,
 		BindAddress:      "0.0.0.0",
 		AdvertiseAddress: h1.GatewayIP,
 		Log:              logSink(t, "server"),
@@ -37,8 +39,8 @@ func TestTwoAgentsJoin(t *testing.T) {
 	}
 	url := fmt.Sprintf("https://%s:%d", h1.GatewayIP, srv.Port)
 	nodes := []*framework.RemoteNode{
-		framework.StartRemoteNode(t, h1, "edge-1", url, strings.TrimSpace(string(token))),
-		framework.StartRemoteNode(t, h2, "edge-2", url, strings.TrimSpace(string(token))),
+		framework.StartRemoteNode(t, h1, "edge-1", url, strings.TrimSpace(string(token)), "--cluster-cidr", network.PodCIDR),
+		framework.StartRemoteNode(t, h2, "edge-2", url, strings.TrimSpace(string(token)), "--cluster-cidr", network.PodCIDR),
 	}
 	client := srv.Client()
 	ctx := context.Background()
