@@ -2,7 +2,9 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -13,12 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiff-sh/skiff/storage"
 )
 
 // Bootstrap makes the objects every cluster has: the four system
-// namespaces, the kubernetes Service with its endpoints, and the system
-// PriorityClasses. It is idempotent, and it frees allocations a crash left
-// behind. Call it before marking the server ready.
+// namespaces, the kubernetes Service with its endpoints, the kube-dns
+// Service of the cluster DNS, and the system PriorityClasses. It is
+// idempotent, and it frees allocations a crash left behind. Call it before
+// marking the server ready.
 func (s *Server) Bootstrap(ctx context.Context) error {
 	for _, ns := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
 		if err := s.ensure(ctx, corev1.SchemeGroupVersion.WithResource("namespaces"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, nil); err != nil {
@@ -35,7 +40,10 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 	if err := s.RepairAllocations(ctx); err != nil {
 		return fmt.Errorf("apiserver: repairing allocations: %w", err)
 	}
-	return s.ensureKubernetesService(ctx)
+	if err := s.ensureKubernetesService(ctx); err != nil {
+		return err
+	}
+	return s.ensureDNSService(ctx)
 }
 
 // ensure creates obj if it is missing; with mutate, it also brings an
@@ -125,4 +133,118 @@ func (s *Server) ensureKubernetesService(ctx context.Context) error {
 		es.Endpoints, es.Ports = endpoints, ports
 		return true
 	})
+}
+
+// The cluster DNS Service, as kubeadm and k3s name it, so that tools
+// looking for kube-system/kube-dns find it.
+const (
+	dnsServiceName = "kube-dns"
+	// dnsServiceOffset is the kube-dns address's place in the service
+	// CIDR: ten past the network address (10.43.0.10 in 10.43.0.0/16),
+	// the tenth host address, as kubeadm and k3s place it.
+	dnsServiceOffset = 10
+)
+
+// DNSServiceIP is the kube-dns Service's ClusterIP in the service CIDR:
+// its tenth host address (10.43.0.10 in 10.43.0.0/16). It reports false when
+// the CIDR is too small to have one that is neither the network's last
+// address nor outside it.
+func DNSServiceIP(cidr netip.Prefix) (netip.Addr, bool) {
+	if !cidr.IsValid() || !cidr.Addr().Is4() {
+		return netip.Addr{}, false
+	}
+	cidr = cidr.Masked()
+	ip := cidr.Addr()
+	for range dnsServiceOffset {
+		ip = ip.Next()
+	}
+	// The CIDR's last address is never handed out (allocateIP refuses it).
+	if !ip.IsValid() || !cidr.Contains(ip) || !cidr.Contains(ip.Next()) {
+		return netip.Addr{}, false
+	}
+	return ip, true
+}
+
+// dnsService is the kube-dns Service Skiff makes: no selector (each node
+// agent publishes its own DNS endpoint in an EndpointSlice), traffic kept
+// on the node it starts from, DNS over UDP and TCP.
+func dnsService(ip netip.Addr) *corev1.Service {
+	local := corev1.ServiceInternalTrafficPolicyLocal
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: dnsServiceName, Namespace: metav1.NamespaceSystem,
+			Labels: map[string]string{
+				"k8s-app":                       "kube-dns",
+				"kubernetes.io/cluster-service": "true",
+				"kubernetes.io/name":            "SkiffDNS",
+			}},
+		Spec: corev1.ServiceSpec{
+			ClusterIP:             ip.String(),
+			ClusterIPs:            []string{ip.String()},
+			InternalTrafficPolicy: &local,
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
+				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
+			},
+		},
+	}
+}
+
+// ensureDNSService creates kube-system/kube-dns when it is missing. An
+// existing one is left as it is: users may change it (a selector to serve
+// DNS from their own pods, annotations), and the agents read its ClusterIP
+// whatever it is. Nothing here fails the start: when the address is
+// unusable or another Service holds it, the server logs why and runs
+// without the Service. Only store errors are returned, for the caller to
+// retry.
+func (s *Server) ensureDNSService(ctx context.Context) error {
+	ip, ok := DNSServiceIP(s.alloc.cidr)
+	if !ok {
+		s.log.Warn("service CIDR too small for the cluster DNS address: not creating kube-system/kube-dns", "serviceCIDR", s.alloc.cidr)
+		return nil
+	}
+	res, ok := s.catalog.Lookup(corev1.SchemeGroupVersion.WithResource("services"))
+	if !ok {
+		return fmt.Errorf("apiserver: bootstrap: no resource services")
+	}
+	cur, err := s.objects.get(ctx, res, metav1.NamespaceSystem, dnsServiceName)
+	if err == nil {
+		if svc, ok := cur.(*corev1.Service); ok && svc.Spec.ClusterIP != ip.String() {
+			s.log.Info("kube-system/kube-dns exists with another address than the default; keeping it", "clusterIP", svc.Spec.ClusterIP, "default", ip)
+		}
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("apiserver: bootstrap: reading kube-system/kube-dns: %w", err)
+	}
+	// RepairAllocations ran before: an allocation of the address now is
+	// another Service's.
+	owner := metav1.NamespaceSystem + "/" + dnsServiceName
+	if kv, err := s.cfg.Store.Get(ctx, ipKeyPrefix+ip.String()); err == nil {
+		if string(kv.Value) == owner {
+			return nil // another server is creating it right now
+		}
+		s.log.Warn("the cluster DNS address is taken by another Service: not creating kube-system/kube-dns; pods' DNS will not work until it is freed and the server restarted",
+			"address", ip, "heldBy", string(kv.Value))
+		return nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("apiserver: bootstrap: checking the cluster DNS address: %w", err)
+	}
+	_, err = s.createObject(ctx, res, metav1.NamespaceSystem, dnsService(ip), false)
+	switch {
+	case err == nil:
+		s.log.Info("created kube-system/kube-dns", "clusterIP", ip)
+		return nil
+	case apierrors.IsAlreadyExists(err):
+		return nil // another server made it first
+	case apierrors.IsInvalid(err), apierrors.IsForbidden(err), apierrors.IsConflict(err):
+		// Refused: the address was claimed between the check and the
+		// create (by another server making kube-dns, or by a user's
+		// Service), or the namespace is closing. Not worth failing start.
+		if _, gerr := s.objects.get(ctx, res, metav1.NamespaceSystem, dnsServiceName); gerr == nil {
+			return nil
+		}
+		s.log.Warn("could not create kube-system/kube-dns", "err", err)
+		return nil
+	}
+	return fmt.Errorf("apiserver: bootstrap: creating kube-system/kube-dns: %w", err)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/skiff-sh/skiff/controllers/podgc"
 	"github.com/skiff-sh/skiff/controllers/replicaset"
 	"github.com/skiff-sh/skiff/controllers/serviceaccount"
+	"github.com/skiff-sh/skiff/controllers/servicelb"
 	"github.com/skiff-sh/skiff/controllers/statefulset"
 	"github.com/skiff-sh/skiff/controllers/volumebinding"
 	"github.com/skiff-sh/skiff/scheduler"
@@ -129,6 +130,9 @@ func controllers(opts Options) []cluster.Component {
 		}},
 		{Name: "endpoints", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return endpoints.New(env.Client, env.Factory, endpoints.Options{Log: env.Log})
+		}},
+		{Name: "servicelb", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return servicelb.New(env.Client, env.Factory, servicelb.Options{Log: env.Log})
 		}},
 		{Name: "serviceaccount", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return serviceaccount.New(env.Client, env.Factory, serviceaccount.Options{Log: env.Log, RootCA: env.CACertPEM})
