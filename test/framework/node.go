@@ -46,6 +46,9 @@ type NodeOptions struct {
 	// Ingress runs the built-in ingress controller on free loopback ports
 	// (Node.IngressHTTP, Node.IngressHTTPS), writing Ingress status.
 	Ingress bool
+	// DNSUpstreams are the resolvers the node's cluster DNS forwards to
+	// (default: the host's).
+	DNSUpstreams []string
 }
 
 // NeedRoot skips nothing: it fails the test when it cannot run agents
@@ -101,16 +104,17 @@ func (n *Node) start() {
 		logw = io.Discard
 	}
 	cfg := agent.Config{
-		DataDir:     n.DataDir,
-		NodeName:    n.Name,
-		Bridge:      n.Bridge,
-		NodeIP:      "127.0.0.1",
-		ClusterCIDR: n.srv.opts.Network.PodCIDR,
-		Listener:    l,
-		Credentials: &agent.Credentials{Kubeconfig: creds.Kubeconfig, ServingCert: creds.ServingCert, ServingKey: creds.ServingKey, CACertPEM: creds.CACertPEM},
-		DemoBinary:  DemoBinary(n.t),
-		Version:     cluster.Version.GitVersion,
-		Log:         slog.New(slog.NewTextHandler(logw, nil)),
+		DataDir:      n.DataDir,
+		NodeName:     n.Name,
+		Bridge:       n.Bridge,
+		NodeIP:       "127.0.0.1",
+		ClusterCIDR:  n.srv.opts.Network.PodCIDR,
+		DNSUpstreams: n.opts.DNSUpstreams,
+		Listener:     l,
+		Credentials:  &agent.Credentials{Kubeconfig: creds.Kubeconfig, ServingCert: creds.ServingCert, ServingKey: creds.ServingKey, CACertPEM: creds.CACertPEM},
+		DemoBinary:   DemoBinary(n.t),
+		Version:      cluster.Version.GitVersion,
+		Log:          slog.New(slog.NewTextHandler(logw, nil)),
 	}
 	if n.opts.Ingress {
 		if n.IngressHTTP == "" {

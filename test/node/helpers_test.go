@@ -24,6 +24,8 @@ type cluster struct {
 	srv    *framework.Server
 	node   *framework.Node
 	client kubernetes.Interface
+	// network is the cluster's claimed address space.
+	network framework.Network
 	// kubectlBin overrides kubectlPath() for this view of the cluster.
 	kubectlBin string
 }
@@ -58,7 +60,7 @@ func startClusterWith(t *testing.T, opts framework.NodeOptions) *cluster {
 	})
 	opts.Log = logSink(t, "agent")
 	node := framework.StartNode(t, srv, opts)
-	return &cluster{srv: srv, node: node, client: srv.Client()}
+	return &cluster{srv: srv, node: node, client: srv.Client(), network: network}
 }
 
 // logSink returns a writer for component logs when SKIFF_TEST_LOGS is set.

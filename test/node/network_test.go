@@ -139,8 +139,8 @@ func testDNSPolicies(t *testing.T, c *cluster) {
 
 	r := parseResolvConf(c.exec(t, ns, "cluster-first", "cat", "/etc/resolv.conf"))
 	wantSearch := append([]string{ns + ".svc.cluster.local", "svc.cluster.local", "cluster.local"}, hostConf.search...)
-	if fmt.Sprint(r.nameservers) != "[10.43.0.10]" || fmt.Sprint(r.search) != fmt.Sprint(wantSearch) || fmt.Sprint(r.options) != "[ndots:5]" {
-		t.Errorf("ClusterFirst resolv.conf: %+v, want nameserver 10.43.0.10, search %v, options ndots:5", r, wantSearch)
+	if fmt.Sprint(r.nameservers) != "["+c.network.DNS+"]" || fmt.Sprint(r.search) != fmt.Sprint(wantSearch) || fmt.Sprint(r.options) != "[ndots:5]" {
+		t.Errorf("ClusterFirst resolv.conf: %+v, want nameserver %s, search %v, options ndots:5", r, c.network.DNS, wantSearch)
 	}
 
 	r = parseResolvConf(c.exec(t, ns, "none", "cat", "/etc/resolv.conf"))
@@ -163,7 +163,7 @@ func testDNSPolicies(t *testing.T, c *cluster) {
 
 	r = parseResolvConf(c.exec(t, ns, "merged", "cat", "/etc/resolv.conf"))
 	wantSearch = append(wantSearch, "extra.example")
-	if fmt.Sprint(r.nameservers) != "[10.43.0.10]" || fmt.Sprint(r.search) != fmt.Sprint(wantSearch) || fmt.Sprint(r.options) != "[ndots:1]" {
+	if fmt.Sprint(r.nameservers) != "["+c.network.DNS+"]" || fmt.Sprint(r.search) != fmt.Sprint(wantSearch) || fmt.Sprint(r.options) != "[ndots:1]" {
 		t.Errorf("ClusterFirst with dnsConfig: %+v, want search %v and ndots:1", r, wantSearch)
 	}
 }
@@ -197,7 +197,7 @@ func testHostNetwork(t *testing.T, c *cluster) {
 		t.Errorf("hostNetwork pod hostname %q, want the node's %q", out, host)
 	}
 	// ClusterFirst falls back to the node's DNS for host-network pods.
-	if r := parseResolvConf(c.exec(t, ns, "host-net", "cat", "/etc/resolv.conf")); len(r.nameservers) > 0 && r.nameservers[0] == "10.43.0.10" {
+	if r := parseResolvConf(c.exec(t, ns, "host-net", "cat", "/etc/resolv.conf")); len(r.nameservers) > 0 && r.nameservers[0] == c.network.DNS {
 		t.Errorf("hostNetwork pod with dnsPolicy ClusterFirst got the cluster DNS: %+v", r)
 	}
 }
