@@ -320,7 +320,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := ensureMasquerade(runCtx, cfg.Bridge, podCIDR, clusterCIDR); err != nil {
 		return err
 	}
-	if err := startServiceNetwork(runCtx, cfg, client, n, ip, podCIDR, gw.Addr(), goRun); err != nil {
+	if err := startServiceNetwork(runCtx, cfg, client, n, ip, podCIDR, clusterCIDR, gw.Addr(), goRun); err != nil {
 		return err
 	}
 	netReady.Store("cni", true)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,15 +12,17 @@ import (
 
 	"github.com/skiff-sh/skiff/agent/images"
 	"github.com/skiff-sh/skiff/agent/pods"
+	"github.com/skiff-sh/skiff/agent/routes"
 	"github.com/skiff-sh/skiff/agent/runtime"
 	"github.com/skiff-sh/skiff/agent/volumes"
+	"github.com/skiff-sh/skiff/netpol"
 	"github.com/skiff-sh/skiff/proxy"
 )
 
 // Cleanup removes what an agent put on its machine: every sandbox and
 // container it created (through its own containerd, started for the
-// purpose), the pods' volumes, the pod bridge and the node's nftables
-// tables (masquerade and service proxy). Images and the data dir
+// purpose), the pods' volumes, the pod bridge, the node's nftables tables
+// (masquerade, service proxy, network policy) and its routes to other nodes' pods. Images and the data dir
 // stay, so the agent can start again.
 func Cleanup(ctx context.Context, cfg Config) error {
 	if cfg.DataDir == "" {
@@ -60,6 +63,20 @@ func Cleanup(ctx context.Context, cfg Config) error {
 		cleanErr = err
 	}
 	if err := proxy.Cleanup(ctx, proxyTable(bridgeName)); err != nil && cleanErr == nil {
+		cleanErr = err
+	}
+	if err := netpol.Cleanup(ctx, policyTable(bridgeName)); err != nil && cleanErr == nil {
+		cleanErr = err
+	}
+	if cfg.ClusterCIDR == "" {
+		cfg.ClusterCIDR = "10.42.0.0/16"
+	}
+	clusterCIDR, err := netip.ParsePrefix(cfg.ClusterCIDR)
+	if err != nil {
+		return fmt.Errorf("cluster CIDR %q: %w", cfg.ClusterCIDR, err)
+	}
+	cfg.Bridge = bridgeName
+	if err := routes.Cleanup(ctx, routesConfig(cfg, netip.Addr{}, clusterCIDR)); err != nil && cleanErr == nil {
 		cleanErr = err
 	}
 	if _, err := net.InterfaceByName(bridgeName); err == nil {

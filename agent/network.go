@@ -16,8 +16,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
+	"github.com/skiff-sh/skiff/agent/routes"
 	"github.com/skiff-sh/skiff/clusterdns"
 	"github.com/skiff-sh/skiff/ingress"
+	"github.com/skiff-sh/skiff/netpol"
 	"github.com/skiff-sh/skiff/proxy"
 )
 
@@ -29,10 +31,30 @@ import (
 //   - table ip skiff_<bridge> (masquerade.go): pod traffic leaving the node
 //     for anything but the pod network is masqueraded;
 //   - table ip skiff_svc_<bridge> (package proxy): Services;
-//   - routes to the other nodes' podCIDRs (package routes).
+//   - table ip skiff_pol_<bridge> (package netpol): NetworkPolicies of
+//     the node's pods;
+//   - routes to the other nodes' podCIDRs: through the node when it shares
+//     a subnet with this one (host-gw), else over VXLAN (package routes).
+
+// vxlanDevice is the node's overlay device (package routes).
+func vxlanDevice(bridge string) string {
+	if bridge == DefaultBridge {
+		return routes.DefaultVXLANName
+	}
+	return "vx." + bridge
+}
+
+// routesConfig is the routes.Config of a node.
+func routesConfig(cfg Config, ip netip.Addr, clusterCIDR netip.Prefix) routes.Config {
+	return routes.Config{NodeName: cfg.NodeName, NodeIP: ip, ClusterCIDR: clusterCIDR,
+		VXLAN: routes.VXLANConfig{Name: vxlanDevice(cfg.Bridge)}, Log: cfg.Log}
+}
 
 // proxyTable is the node's service proxy table.
 func proxyTable(bridge string) string { return "skiff_svc_" + strings.ReplaceAll(bridge, "-", "_") }
+
+// policyTable is the node's NetworkPolicy table.
+func policyTable(bridge string) string { return "skiff_pol_" + strings.ReplaceAll(bridge, "-", "_") }
 
 // gatewayOf is the pods' gateway on the bridge: the podCIDR's first address
 // (host-local IPAM's default gateway).
@@ -78,15 +100,26 @@ func enableForwarding() error {
 // startServiceNetwork starts the node's part of service networking on one
 // informer factory: the service proxy, the cluster DNS server on the
 // bridge gateway with its kube-dns endpoint, and the ingress controller
-// when enabled.
-func startServiceNetwork(ctx context.Context, cfg Config, client kubernetes.Interface, node *corev1.Node, ip netip.Addr, podCIDR netip.Prefix, gw netip.Addr, goRun func(string, func(context.Context) error)) error {
+// when enabled, and NetworkPolicy enforcement.
+func startServiceNetwork(ctx context.Context, cfg Config, client kubernetes.Interface, node *corev1.Node, ip netip.Addr, podCIDR, clusterCIDR netip.Prefix, gw netip.Addr, goRun func(string, func(context.Context) error)) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes()
 	nodes.Informer() // registered before any Start
 
+	rs, err := routes.New(factory, routesConfig(cfg, ip, clusterCIDR))
+	if err != nil {
+		return fmt.Errorf("pod network routes: %w", err)
+	}
+
 	px, err := proxy.New(client, factory, proxy.Config{
 		NodeName: cfg.NodeName, NodeIPs: []netip.Addr{ip}, ClusterCIDR: podCIDR,
 		TableName: proxyTable(cfg.Bridge), Log: cfg.Log,
+	})
+	if err != nil {
+		return err
+	}
+	pol, err := netpol.New(client, factory, netpol.Config{
+		NodeName: cfg.NodeName, Bridge: cfg.Bridge, PodCIDR: podCIDR, TableName: policyTable(cfg.Bridge), Log: cfg.Log,
 	})
 	if err != nil {
 		return err
@@ -123,7 +156,9 @@ func startServiceNetwork(ctx context.Context, cfg Config, client kubernetes.Inte
 			return fmt.Errorf("ingress: %w", err)
 		}
 	}
+	goRun("pod network routes", rs.Run)
 	goRun("service proxy", px.Run)
+	goRun("network policy", pol.Run)
 	goRun("cluster DNS", dnsSrv.Run)
 	goRun("cluster DNS endpoint", func(ctx context.Context) error {
 		return keepDNSEndpoint(ctx, client, node.Name, node.UID, gw, 10*time.Second, cfg.Log)

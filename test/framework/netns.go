@@ -106,8 +106,17 @@ func StartRemoteNode(t testing.TB, h *Host, name, serverURL, token string, extra
 		logf.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if out, err := h.Command(ctx, bin, "agent", "--cleanup", "--data-dir", filepath.Join(dir, "agent"), "--node-name", name).CombinedOutput(); err != nil {
+		cleanup := append([]string{"agent", "--cleanup", "--data-dir", filepath.Join(dir, "agent"), "--node-name", name}, extra...)
+		if out, err := h.Command(ctx, bin, cleanup...).CombinedOutput(); err != nil {
 			t.Errorf("framework: cleaning up node %s: %v\n%s", name, err, out)
+		}
+		// The machine's namespace is the node's alone: whatever nftables
+		// rules or pod routes are left in it, the agent left.
+		if out, err := h.Command(ctx, "nft", "list", "ruleset").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("framework: node %s left nftables rules after cleanup (%v):\n%.3000s", name, err, out)
+		}
+		if out, err := h.Command(ctx, "ip", "route", "show", "proto", "221").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("framework: node %s left routes after cleanup (%v):\n%s", name, err, out)
 		}
 		unmountUnder(dir)
 		_ = os.RemoveAll(dir)

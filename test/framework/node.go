@@ -145,10 +145,10 @@ func (n *Node) Remove() {
 	n.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := agent.Cleanup(ctx, agent.Config{DataDir: n.DataDir, NodeName: n.Name, Bridge: n.Bridge, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+	if err := agent.Cleanup(ctx, agent.Config{DataDir: n.DataDir, NodeName: n.Name, Bridge: n.Bridge, ClusterCIDR: n.srv.opts.Network.PodCIDR, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
 		n.t.Errorf("framework: cleaning up node %s: %v", n.Name, err)
 	}
-	for _, table := range []string{"skiff_" + n.Bridge, "skiff_svc_" + n.Bridge} {
+	for _, table := range []string{"skiff_" + n.Bridge, "skiff_svc_" + n.Bridge, "skiff_pol_" + n.Bridge} {
 		if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err == nil {
 			n.t.Errorf("framework: node %s left its nftables table %s after cleanup:\n%.2000s", n.Name, table, out)
 		}

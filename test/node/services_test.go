@@ -33,6 +33,82 @@ func TestServices(t *testing.T) {
 	t.Run("SessionAffinity", func(t *testing.T) { testSessionAffinity(t, c) })
 	t.Run("DeletedPodLeaves", func(t *testing.T) { testDeletedPodLeaves(t, c) })
 	t.Run("ZeroDowntimeRollout", func(t *testing.T) { testZeroDowntimeRollout(t, c) })
+	t.Run("NetworkPolicy", func(t *testing.T) { testNetworkPolicy(t, c) })
+}
+
+// testNetworkPolicy: an ingress policy admits only labelled clients, an
+// egress policy lets a pod reach only its allowed peers.
+func testNetworkPolicy(t *testing.T, c *cluster) {
+	ns := c.namespace(t, "netpol")
+	ctx := context.Background()
+	for _, name := range []string{"web", "other"} {
+		c.createPod(t, demoPod(ns, name, map[string]string{"app": name}))
+	}
+	allowed := busyboxPod(ns, "allowed", "sleep", "3600")
+	allowed.Labels = map[string]string{"access": "true"}
+	c.createPod(t, allowed)
+	c.createPod(t, busyboxPod(ns, "denied", "sleep", "3600"))
+	ips := map[string]string{}
+	for _, name := range []string{"web", "other", "allowed", "denied"} {
+		ips[name] = c.waitPod(t, ns, name, 60*time.Second, "running", running).Status.PodIP
+	}
+	reach := func(from, to string) bool {
+		_, err := c.kubectlErr(t, "", "exec", "-n", ns, from, "--", "timeout", "2", "wget", "-q", "-O", "-", "http://"+ips[to]+":8080/")
+		return err == nil
+	}
+	// expect waits for the policy to take effect (it is programmed within
+	// about 100 ms of the change).
+	expect := func(from, to string, want bool) {
+		t.Helper()
+		got := reach(from, to)
+		for deadline := time.Now().Add(5 * time.Second); got != want && time.Now().Before(deadline); got = reach(from, to) {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if got != want {
+			t.Errorf("%s -> %s: reachable=%v, want %v", from, to, got, want)
+		}
+	}
+	expect("denied", "web", true) // no policy: open
+
+	tcp := corev1.ProtocolTCP
+	port := intstr.FromString("http")
+	ingress := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-clients"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"access": "true"}}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}},
+			}},
+		},
+	}
+	if _, err := c.client.NetworkingV1().NetworkPolicies(ns).Create(ctx, ingress, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("denied", "web", false)
+	expect("allowed", "web", true)
+	expect("denied", "other", true) // other pods are not selected
+
+	egress := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "allowed-out"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"access": "true"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{
+				To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}},
+			}},
+		},
+	}
+	if _, err := c.client.NetworkingV1().NetworkPolicies(ns).Create(ctx, egress, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("allowed", "other", false)
+	expect("allowed", "web", true)
+
+	if err := c.client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, "web-clients", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("denied", "web", true)
 }
 
 // Busybox's wget crashes when given -T (Debian's busybox-static 1.35):
