@@ -68,6 +68,9 @@ func Cleanup(ctx context.Context, cfg Config) error {
 	if err := netpol.Cleanup(ctx, policyTable(bridgeName)); err != nil && cleanErr == nil {
 		cleanErr = err
 	}
+	if err := removeHostPortChains(ctx); err != nil && cleanErr == nil {
+		cleanErr = err
+	}
 	if cfg.ClusterCIDR == "" {
 		cfg.ClusterCIDR = "10.42.0.0/16"
 	}
@@ -85,4 +88,72 @@ func Cleanup(ctx context.Context, cfg Config) error {
 		}
 	}
 	return cleanErr
+}
+
+// hostPortChains are the chains the CNI portmap plugin adds (through
+// iptables, in the nat table) for hostPorts, shared by every pod network in
+// the namespace.
+var hostPortChains = []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"}
+
+// removeHostPortChains removes the portmap plugin's chains once no pod in
+// this network namespace maps a hostPort any more (another agent here may
+// still use them), and the nat table itself when nothing else is in it.
+func removeHostPortChains(ctx context.Context) error {
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		rules, err := exec.CommandContext(ctx, tool, "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Output()
+		if err == nil && strings.Contains("\n"+string(rules), "\n-A ") {
+			continue // hostPorts still mapped
+		}
+		if err == nil {
+			if err := removeHostPortJumps(ctx, tool); err != nil {
+				return err
+			}
+		}
+		// An iptables nat table with nothing left but empty built-in
+		// chains is the plugin's leftover too.
+		left, err := exec.CommandContext(ctx, tool, "-w", "-t", "nat", "-S").Output()
+		if err == nil && !strings.Contains("\n"+string(left), "\n-A ") && !strings.Contains("\n"+string(left), "\n-N ") {
+			family := "ip"
+			if tool == "ip6tables" {
+				family = "ip6"
+			}
+			_ = exec.CommandContext(ctx, "nft", "delete", "table", family, "nat").Run()
+		}
+	}
+	return nil
+}
+
+// removeHostPortJumps removes the portmap plugin's chains and the rules
+// that jump to them.
+func removeHostPortJumps(ctx context.Context, tool string) error {
+	for _, jump := range [][]string{{"PREROUTING", "CNI-HOSTPORT-DNAT"}, {"OUTPUT", "CNI-HOSTPORT-DNAT"}, {"POSTROUTING", "CNI-HOSTPORT-MASQ"}} {
+		for {
+			// Rules are deleted by number: their specs carry quoted
+			// comments.
+			all, err := exec.CommandContext(ctx, tool, "-w", "-t", "nat", "-L", jump[0], "-n", "--line-numbers").Output()
+			if err != nil {
+				break
+			}
+			num := ""
+			for _, line := range strings.Split(string(all), "\n") {
+				if f := strings.Fields(line); len(f) > 1 && f[1] == jump[1] {
+					num = f[0]
+					break
+				}
+			}
+			if num == "" {
+				break
+			}
+			if out, err := exec.CommandContext(ctx, tool, "-w", "-t", "nat", "-D", jump[0], num).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: removing rule %s of %s: %v: %s", tool, num, jump[0], err, out)
+			}
+		}
+	}
+	for _, ch := range hostPortChains {
+		_ = exec.CommandContext(ctx, tool, "-w", "-t", "nat", "-F", ch).Run()
+	}
+	for _, ch := range hostPortChains {
+		_ = exec.CommandContext(ctx, tool, "-w", "-t", "nat", "-X", ch).Run()
+	}
+	return nil
 }
