@@ -68,11 +68,19 @@ echo "\$ curl -H 'Host: demo.local' http://127.0.0.1/      # through the built-i
 for _ in $(seq 1 50); do curl -fsS -H 'Host: demo.local' http://127.0.0.1/ 2>/dev/null && break; sleep 0.2; done
 echo
 k get ingress demo
+"$BIN" kubectl delete pod check --ignore-not-found --wait=false >/dev/null 2>&1 || true
+"$BIN" kubectl run check --restart=Never --image=busybox -- sleep 300 >/dev/null
+"$BIN" kubectl wait --for=condition=Ready pod/check --timeout=60s >/dev/null
+k exec check -- wget -qO- http://demo/     # by Service name, from inside a pod
+"$BIN" kubectl delete pod check --wait=false >/dev/null
+k get svc demo
+k get endpointslices -l kubernetes.io/service-name=demo
 k logs "$pod" --tail=3
 
 cat <<MSG
 Skiff is running (pid $(cat "$PIDFILE"), log $LOG): one node, with the demo
-Deployment's three pods running in containerd on this machine.
+Deployment's three pods running in containerd on this machine, its Service
+on a ClusterIP and in the cluster DNS, and its Ingress on port 80.
 
   export KUBECONFIG=$KUBECONFIG
   kubectl get pods -o wide         # any kubectl works; so does: $BIN kubectl ...
@@ -81,6 +89,8 @@ Deployment's three pods running in containerd on this machine.
   kubectl port-forward deploy/demo 8080:8080 & curl localhost:8080
   kubectl run -it --rm shell --image=busybox --restart=Never -- sh
   kubectl top pods
+  kubectl expose deploy/demo --name=demo-lb --type=LoadBalancer --port=8081 --target-port=http
+  kubectl get svc demo-lb          # EXTERNAL-IP: this node's address; curl it on port 8081
   make stop                        # stop the server and remove its containers (state stays in $DATA_DIR)
 
 Images are local builds standing in for the public ones (busybox, nginx,
