@@ -102,8 +102,9 @@ func (a *allocators) allocateIP(ctx context.Context, ip netip.Addr, owner string
 	}
 	total := a.size.Int64()
 	// Dynamic addresses come from above the static band first, at random,
-	// then from anywhere by a scan.
-	for range 32 {
+	// then from anywhere by a scan. A range no bigger than the band is
+	// scanned only.
+	for i := 0; i < 32 && total-1-a.staticBand > 0; i++ {
 		off := a.staticBand + rand.Int64N(total-1-a.staticBand)
 		if off < 2 {
 			continue
