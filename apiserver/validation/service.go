@@ -261,6 +261,12 @@ func validateServicePorts(sp *corev1.ServiceSpec) field.ErrorList {
 
 func validateServiceUpdate(s, old *corev1.Service) field.ErrorList {
 	errs := withMetaUpdate(&s.ObjectMeta, &old.ObjectMeta, validateServiceSpec(s))
+	// A load balancer's implementation is chosen once: the class may be set
+	// when a Service becomes a LoadBalancer, not changed while it is one.
+	lb := corev1.ServiceTypeLoadBalancer
+	if s.Spec.Type == lb && old.Spec.Type == lb && !equalStringPtr(s.Spec.LoadBalancerClass, old.Spec.LoadBalancerClass) {
+		errs = append(errs, field.Invalid(specPath.Child("loadBalancerClass"), s.Spec.LoadBalancerClass, "may not change once set"))
+	}
 	ext := corev1.ServiceTypeExternalName
 	if s.Spec.Type == ext || old.Spec.Type == ext {
 		return errs
@@ -428,4 +434,8 @@ func sliceAddress(t discoveryv1.AddressType, a string, p *field.Path) field.Erro
 func validateEndpointSliceUpdate(es, old *discoveryv1.EndpointSlice) field.ErrorList {
 	errs := withMetaUpdate(&es.ObjectMeta, &old.ObjectMeta, validateEndpointSliceBody(es))
 	return append(errs, immutable(es.AddressType, old.AddressType, field.NewPath("addressType"))...)
+}
+
+func equalStringPtr(a, b *string) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }

@@ -95,6 +95,16 @@ func TestServiceUpdate(t *testing.T) {
 		{name: "to external name dropping the cluster ip", old: allocated(), change: change(func(s *corev1.Service) {
 			s.Spec = corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.example.com"}
 		})},
+		{name: "load balancer class set on becoming a load balancer", old: allocated(), change: change(func(s *corev1.Service) {
+			s.Spec.Type = corev1.ServiceTypeLoadBalancer
+			s.Spec.LoadBalancerClass = ptr("example.com/lb")
+		})},
+		{name: "load balancer class may not change", old: lbWith(allocated(), "example.com/lb"), change: change(func(s *corev1.Service) {
+			s.Spec.LoadBalancerClass = ptr("example.com/other")
+		}), want: []string{e(invalid, "spec.loadBalancerClass")}},
+		{name: "load balancer class may not be added", old: lbWith(allocated(), ""), change: change(func(s *corev1.Service) {
+			s.Spec.LoadBalancerClass = ptr("example.com/lb")
+		}), want: []string{e(invalid, "spec.loadBalancerClass")}},
 	})
 }
 
@@ -206,4 +216,16 @@ func TestNetworking(t *testing.T) {
 			change: func(o runtime.Object) { o.(*networkingv1.IngressClass).Spec.Controller = "example.com/other" },
 			want:   []string{e(invalid, "spec.controller")}},
 	})
+}
+
+// lbWith makes s a LoadBalancer Service with the given class ("" for none).
+func lbWith(s *corev1.Service, class string) *corev1.Service {
+	s.Spec.Type = corev1.ServiceTypeLoadBalancer
+	for i := range s.Spec.Ports {
+		s.Spec.Ports[i].NodePort = int32(30080 + i)
+	}
+	if class != "" {
+		s.Spec.LoadBalancerClass = &class
+	}
+	return s
 }
