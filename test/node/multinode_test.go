@@ -20,7 +20,8 @@ import (
 
 // TestTwoAgentsJoin runs two `skiff agent` processes, each in its own
 // network namespace standing for a machine, that join one server with the
-// server's join token; a Deployment's pods spread over both and run.
+// server's join token; a Deployment's pods spread over both and run, and
+// reach each other across the machines over VXLAN.
 func TestTwoAgentsJoin(t *testing.T) {
 	framework.NeedRoot(t)
 	h1 := framework.NewHost(t, 1)
@@ -110,13 +111,44 @@ func TestTwoAgentsJoin(t *testing.T) {
 		t.Errorf("pods did not spread over both nodes: %v", perNode)
 	}
 	// Logs come from a pod on each node, through the API server.
-	c := &cluster{srv: srv, client: client}
+	c := &cluster{srv: srv, client: client, network: network}
 	pods, _ := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=spread"})
 	for _, p := range pods.Items {
 		out := c.kubectl(t, "logs", p.Name)
 		if !strings.Contains(out, "listening on :8080") {
 			t.Errorf("logs of %s on %s: %q", p.Name, p.Spec.NodeName, out)
 		}
+	}
+	// The machines share no subnet (each has its own link to this
+	// namespace), so pods reach the other node's pods over VXLAN, with
+	// their own addresses.
+	probe := busyboxPod("default", "probe", "sleep", "3600")
+	probe.Spec.NodeName = "edge-1"
+	c.createPod(t, probe)
+	probeIP := c.waitPod(t, "default", "probe", 90*time.Second, "running", running).Status.PodIP
+	for _, p := range pods.Items {
+		url := "http://" + p.Status.PodIP + ":8080/"
+		var out string
+		var err error
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+			if out, err = c.kubectlErr(t, "", "exec", "probe", "--", "timeout", "3", "wget", "-q", "-O", "-", url); err == nil {
+				break
+			}
+		}
+		if err != nil || !strings.Contains(out, "pod "+p.Name) {
+			t.Errorf("pod on edge-1 to %s on %s: %v %q", url, p.Spec.NodeName, err, out)
+		}
+	}
+	// The pod's own address arrives, not its node's.
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != "edge-2" {
+			continue
+		}
+		logs := c.kubectl(t, "logs", p.Name)
+		if !strings.Contains(logs, probeIP+":") {
+			t.Errorf("pod %s on edge-2 logged no request from the probe's address %s:\n%s", p.Name, probeIP, logs)
+		}
+		break
 	}
 	if err := client.AppsV1().Deployments("default").Delete(ctx, "spread", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
