@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,7 +132,14 @@ func (b *builder) servicePort(sp *servicePort) {
 	b.clusterIPs.add(sp.clusterIP.String())
 	eps := selectEndpoints(sp)
 
+	udp := sp.protocol == corev1.ProtocolUDP
 	if !eps.any {
+		if udp {
+			b.r.udpRejected[netip.AddrPortFrom(sp.clusterIP, uint16(sp.port))] = true
+			for _, ip := range sp.extIPs {
+				b.r.udpRejected[netip.AddrPortFrom(ip, uint16(sp.port))] = true
+			}
+		}
 		// No usable endpoint anywhere: new connections are rejected.
 		if b.claimIP(sp.clusterIP.String(), proto, port) {
 			b.noEndpointIPs.add(verdictReject, sp.clusterIP.String(), proto, port)
@@ -150,6 +158,9 @@ func (b *builder) servicePort(sp *servicePort) {
 	// One chain per endpoint either policy may pick.
 	for _, e := range unionEndpoints(eps.cluster, eps.external) {
 		b.endpointChain(sp, e)
+		if udp {
+			b.r.udpEndpoints[netip.AddrPortFrom(e.ip, uint16(e.port))] = true
+		}
 	}
 
 	cluster := clusterChainName(sp)

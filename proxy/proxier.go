@@ -99,6 +99,10 @@ type Proxier struct {
 	slices         discoverylisters.EndpointSliceLister
 
 	trigger chan struct{} // capacity 1: "something changed"
+	// flushUDP deletes stale UDP conntrack entries after a sync
+	// (conntrack.go); nil when the table is not in this process's network
+	// namespace (tests).
+	flushUDP func(endpoints, revived []netip.AddrPort) (uint, error)
 
 	mu          sync.Mutex
 	pendingFrom time.Time // first EndpointSlice change not yet programmed
@@ -135,7 +139,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	if err != nil {
 		return nil, fmt.Errorf("proxy: nftables unavailable: %w", err)
 	}
-	return newProxier(client, factory, cfg, nft)
+	p, err := newProxier(client, factory, cfg, nft)
+	if err != nil {
+		return nil, err
+	}
+	p.flushUDP = flushConntrack
+	return p, nil
 }
 
 // newProxier is New with the nftables interface given (a knftables.Fake in
@@ -325,6 +334,15 @@ func (p *Proxier) syncOnce(ctx context.Context, mode syncMode) error {
 		restorePending()
 		p.recordError(err)
 		return err
+	}
+
+	if p.flushUDP != nil {
+		endpoints, revived := udpStale(prev, want)
+		if n, err := p.flushUDP(endpoints, revived); err != nil {
+			p.cfg.Log.Warn("service proxy: stale UDP flows", "endpoints", endpoints, "services", revived, "err", err)
+		} else if n > 0 {
+			p.cfg.Log.Debug("service proxy: deleted stale UDP flows", "flows", n, "endpoints", endpoints, "services", revived)
+		}
 	}
 
 	p.mu.Lock()

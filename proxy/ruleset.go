@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,13 @@ type ruleset struct {
 	chains map[string]*chainSpec
 	maps   map[string]*mapSpec
 	sets   map[string]*setSpec
+
+	// UDP has no connections to end: the conntrack entries of its flows
+	// outlive a change of endpoints (see conntrack.go). udpEndpoints are
+	// the endpoints UDP service ports send to; udpRejected the UDP service
+	// addresses that reject for want of endpoints.
+	udpEndpoints map[netip.AddrPort]bool
+	udpRejected  map[netip.AddrPort]bool
 }
 
 type chainSpec struct {
@@ -53,7 +61,8 @@ type element struct {
 }
 
 func newRuleset() *ruleset {
-	return &ruleset{chains: map[string]*chainSpec{}, maps: map[string]*mapSpec{}, sets: map[string]*setSpec{}}
+	return &ruleset{chains: map[string]*chainSpec{}, maps: map[string]*mapSpec{}, sets: map[string]*setSpec{},
+		udpEndpoints: map[netip.AddrPort]bool{}, udpRejected: map[netip.AddrPort]bool{}}
 }
 
 // names lists the ruleset's objects the way knftables ListAll does.

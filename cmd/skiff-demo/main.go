@@ -3,7 +3,8 @@
 // answered, has a health endpoint that can be told to fail (for probe
 // tests), a WebSocket echo and an environment dump (for Service
 // environment variable tests). It listens on $PORT (default 8080) and
-// logs every request to stdout.
+// logs every request to stdout; on the same UDP port it answers every
+// datagram with "pod NAME" (for UDP Service tests).
 package main
 
 import (
@@ -56,6 +57,11 @@ func main() {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
+	if pc, err := net.ListenPacket("udp", ":"+port); err != nil {
+		log.Printf("udp: %v", err)
+	} else {
+		go a.serveUDP(pc)
+	}
 	log.Printf("skiff-demo %s: pod %s in %s at %s, listening on :%s", version, a.pod, a.namespace, a.ip, port)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Printf("serve: %v", err)
@@ -218,4 +224,16 @@ func logRequests(next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 		log.Printf("%s %s %s %d %s", r.RemoteAddr, r.Method, r.URL.RequestURI(), sw.status, time.Since(began).Round(time.Microsecond))
 	})
+}
+
+// serveUDP answers each datagram with the pod's name.
+func (a *app) serveUDP(pc net.PacketConn) {
+	buf := make([]byte, 2048)
+	for {
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = pc.WriteTo([]byte("pod "+a.pod+"\n"), from)
+	}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -34,6 +35,77 @@ func TestServices(t *testing.T) {
 	t.Run("DeletedPodLeaves", func(t *testing.T) { testDeletedPodLeaves(t, c) })
 	t.Run("ZeroDowntimeRollout", func(t *testing.T) { testZeroDowntimeRollout(t, c) })
 	t.Run("NetworkPolicy", func(t *testing.T) { testNetworkPolicy(t, c) })
+	t.Run("UDPEndpointLeaves", func(t *testing.T) { testUDPEndpointLeaves(t, c) })
+}
+
+// testUDPEndpointLeaves: a UDP client that keeps its socket (one conntrack
+// entry) moves to another endpoint once its endpoint leaves the Service,
+// even though the old pod is still alive and answering.
+func testUDPEndpointLeaves(t *testing.T, c *cluster) {
+	ns := c.namespace(t, "udp")
+	ctx := context.Background()
+	for _, name := range []string{"u1", "u2"} {
+		p := demoPod(ns, name, map[string]string{"app": "udp"})
+		p.Spec.TerminationGracePeriodSeconds = ptr.To(int64(30))
+		p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 10}}}
+		c.createPod(t, p)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "udp"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "udp"},
+			Ports: []corev1.ServicePort{{Port: 9000, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	if _, err := c.client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ips := map[string]string{}
+	for _, name := range []string{"u1", "u2"} {
+		ips[name] = c.waitPod(t, ns, name, 60*time.Second, "ready", ready).Status.PodIP
+	}
+	vip := c.clusterIP(t, ns, "udp")
+	conn, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dst := &net.UDPAddr{IP: net.ParseIP(vip), Port: 9000}
+	ask := func() string {
+		buf := make([]byte, 256)
+		for i := 0; i < 20; i++ {
+			if _, err := conn.WriteToUDP([]byte("who"), dst); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if n, _, err := conn.ReadFromUDP(buf); err == nil {
+				return strings.TrimPrefix(strings.TrimSpace(string(buf[:n])), "pod ")
+			}
+		}
+		return ""
+	}
+	first := ask()
+	if first != "u1" && first != "u2" {
+		t.Fatalf("UDP through the ClusterIP: answer %q", first)
+	}
+	for i := 0; i < 5; i++ {
+		if got := ask(); got != first {
+			t.Fatalf("one UDP flow answered by %s then %s; want one conntrack entry", first, got)
+		}
+	}
+	if err := c.client.CoreV1().Pods(ns).Delete(ctx, first, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	left := waitNotServing(t, c, ns, "udp", ips[first])
+	var got string
+	for time.Since(left) < 3*time.Second {
+		if got = ask(); got != first && got != "" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got == first || got == "" {
+		t.Fatalf("the UDP flow still goes to %s (answer %q) 3s after it left the endpoints", first, got)
+	}
+	t.Logf("the UDP flow moved from %s to %s %v after the endpoint left", first, got, time.Since(left).Round(time.Millisecond))
 }
 
 // testNetworkPolicy: an ingress policy admits only labelled clients, an
