@@ -138,12 +138,23 @@ func (l *Lab) Start(ctx context.Context, dataDir string, extra ...string) (*Serv
 // pods) on this machine, on a pod network and bridge of the benchmark's
 // own so that it stays clear of any other cluster here.
 func (l *Lab) StartWithAgent(ctx context.Context, dataDir string, extra ...string) (*Server, error) {
+	return l.startWithAgent(ctx, dataDir, append([]string{"--disable-ingress"}, extra...))
+}
+
+// StartWithIngress is StartWithAgent with the agent's ingress controller
+// on, serving HTTP and HTTPS on the given addresses (free loopback ports,
+// never the host's 80 and 443).
+func (l *Lab) StartWithIngress(ctx context.Context, dataDir, httpAddr, httpsAddr string, extra ...string) (*Server, error) {
+	return l.startWithAgent(ctx, dataDir, append([]string{"--ingress-http", httpAddr, "--ingress-https", httpsAddr}, extra...))
+}
+
+func (l *Lab) startWithAgent(ctx context.Context, dataDir string, extra []string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	return l.start(ctx, dataDir, append([]string{"--cluster-cidr", benchPodNetwork, "--bridge", benchBridge,
-		"--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1", "--node-name", benchNode, "--disable-ingress"}, extra...))
+		"--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1", "--node-name", benchNode}, extra...))
 }
 
 // The benchmark's own pod network, bridge and node name.
@@ -151,6 +162,10 @@ const (
 	benchPodNetwork = "10.199.0.0/16"
 	benchBridge     = "skbench0"
 	benchNode       = "bench-node"
+	// benchServiceCIDR is the Service range of the network measurements'
+	// servers: clear of a `make run` cluster's 10.43.0.0/16 once an agent
+	// programs service rules for it.
+	benchServiceCIDR = "10.198.0.0/16"
 )
 
 func (l *Lab) start(ctx context.Context, dataDir string, extra []string) (*Server, error) {

@@ -23,6 +23,21 @@
 //
 // These three are heavy and run once by default (-cp-runs to repeat).
 //
+// Service networking (issue 5):
+//
+//	proxy    rule programming latency of the service proxy (package proxy,
+//	         run in this process, its nftables table in a network namespace
+//	         of the benchmark's own): EndpointSlice update written to the
+//	         API to the nft transaction carrying the new rule committed,
+//	         p50/p99 at 1k and 10k Services; full and incremental sync
+//	         durations (runs like the control-plane ones, -cp-runs)
+//	dns      cluster DNS (package clusterdns, in this process) over UDP,
+//	         16 clients: queries/s and p50/p99 for Service names, a
+//	         forwarded name from the cache, and NXDOMAIN
+//	ingress  HTTP requests/s and p50/p99 through the built-in ingress
+//	         controller and straight to the pods, 16 and 64 keep-alive
+//	         clients (a server with its own agent and containerd)
+//
 // Usage (make bench runs the first):
 //
 //	go run ./test/bench -bin bin/skiff
@@ -113,6 +128,9 @@ var measurements = []measurement{
 	{"deployment", measureDeployment},
 	{"nodescale", measureNodeScale},
 	{"node", measureNode},
+	{"proxy", measureProxy},
+	{"dns", measureDNS},
+	{"ingress", measureIngress},
 }
 
 func main() {

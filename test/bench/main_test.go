@@ -48,7 +48,7 @@ func TestSelectMeasurements(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{only: "", want: []string{"startup", "idle", "creates", "list", "watch", "schedule", "deployment", "nodescale", "node"}},
+		{only: "", want: []string{"startup", "idle", "creates", "list", "watch", "schedule", "deployment", "nodescale", "node", "proxy", "dns", "ingress"}},
 		{only: "nodescale,schedule", want: []string{"schedule", "nodescale"}},
 		{only: "list", want: []string{"list"}},
 		{only: "watch, startup", want: []string{"startup", "watch"}}, // usual order, spaces ok
