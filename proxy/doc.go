@@ -33,7 +33,9 @@
 //
 // Updates are batched (MinSyncInterval) and applied as a single atomic nft
 // transaction that touches only the chains, map elements and sets that
-// changed since the last successful sync; every SyncPeriod, and after a
-// failure, a full resync rewrites the whole table (again atomically, and
-// without dropping session-affinity state).
+// changed since the last successful sync. Every SyncPeriod (30s) the proxy
+// also syncs unasked and checks that its table is intact; when it is not,
+// every FullSyncPeriod (1h), and after a failure, a full resync rewrites
+// the whole table (again atomically, and without dropping session-affinity
+// state).
 package proxy

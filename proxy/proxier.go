@@ -22,6 +22,7 @@ import (
 const (
 	DefaultTableName       = "skiff-proxy"
 	DefaultSyncPeriod      = 30 * time.Second
+	DefaultFullSyncPeriod  = time.Hour
 	DefaultMinSyncInterval = 100 * time.Millisecond
 )
 
@@ -44,8 +45,14 @@ type Config struct {
 	ClusterCIDR netip.Prefix
 	// TableName is the nftables table (family ip); default "skiff-proxy".
 	TableName string
-	// SyncPeriod is the interval of full resyncs; default 30s.
+	// SyncPeriod is how often the proxy syncs without being asked: it
+	// checks that its table is still there (and rewrites it whole when it
+	// is not) and applies whatever the caches hold; default 30s.
 	SyncPeriod time.Duration
+	// FullSyncPeriod is how often the whole table is rewritten even though
+	// nothing seems to be missing; default 1h. A full rewrite of 10,000
+	// Services takes seconds, and changes wait for it.
+	FullSyncPeriod time.Duration
 	// MinSyncInterval is the shortest time between two syncs: changes that
 	// arrive closer together are applied in one transaction; default 100ms.
 	MinSyncInterval time.Duration
@@ -59,6 +66,9 @@ func (c *Config) defaults() {
 	}
 	if c.SyncPeriod <= 0 {
 		c.SyncPeriod = DefaultSyncPeriod
+	}
+	if c.FullSyncPeriod <= 0 {
+		c.FullSyncPeriod = DefaultFullSyncPeriod
 	}
 	if c.MinSyncInterval <= 0 {
 		c.MinSyncInterval = DefaultMinSyncInterval
@@ -243,7 +253,7 @@ func (p *Proxier) Run(ctx context.Context) error {
 		"nodeIPs", p.node.nodeIPs, "clusterCIDR", p.node.clusterCIDR)
 
 	mode := syncFull
-	var lastAttempt time.Time
+	var lastAttempt, lastFull time.Time
 	retryDelay := p.cfg.MinSyncInterval
 	periodic := time.NewTimer(p.cfg.SyncPeriod)
 	defer periodic.Stop()
@@ -262,6 +272,9 @@ func (p *Proxier) Run(ctx context.Context) error {
 		default:
 		}
 		lastAttempt = p.now()
+		if mode != syncIncremental {
+			lastFull = lastAttempt
+		}
 		if err := p.syncOnce(ctx, mode); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -288,12 +301,24 @@ func (p *Proxier) Run(ctx context.Context) error {
 		case <-p.trigger:
 		case <-retry:
 		case <-periodic.C:
-			if mode == syncIncremental {
+			if mode == syncIncremental && (p.now().Sub(lastFull) >= p.cfg.FullSyncPeriod || !p.tableIntact(ctx)) {
 				mode = syncFull
 			}
 			periodic.Reset(p.cfg.SyncPeriod)
 		}
 	}
+}
+
+// tableIntact is a cheap check that the table was not flushed or deleted
+// behind the proxy's back (a firewall reload, `nft flush ruleset`): its
+// dispatch chain still has its rules.
+func (p *Proxier) tableIntact(ctx context.Context) bool {
+	rules, err := p.nft.ListRules(ctx, chainServices)
+	if err != nil || len(rules) == 0 {
+		p.cfg.Log.Warn("service proxy: table changed behind its back; rewriting it", "table", p.cfg.TableName, "err", err)
+		return false
+	}
+	return true
 }
 
 // syncOnce computes the wanted ruleset from the caches and programs it.

@@ -171,7 +171,8 @@ func TestProxierBatchesChanges(t *testing.T) {
 
 func TestProxierPeriodicFullResync(t *testing.T) {
 	nft := knftables.NewFake(knftables.IPv4Family, "skiff-test")
-	p, _ := startProxier(t, nft, Config{NodeName: "node1", TableName: "skiff-test", SyncPeriod: 150 * time.Millisecond, MinSyncInterval: 10 * time.Millisecond},
+	p, _ := startProxier(t, nft, Config{NodeName: "node1", TableName: "skiff-test", SyncPeriod: 50 * time.Millisecond,
+		FullSyncPeriod: 150 * time.Millisecond, MinSyncInterval: 10 * time.Millisecond},
 		svcObj{svc("default", "web", webIP, webPorts())}, sliceObj{bothReady.DeepCopy()})
 	waitProgrammed(t, p, "first sync", hasServiceIP(webIP+" . tcp . 80"))
 	deadline := time.Now().Add(20 * time.Second)
@@ -180,6 +181,35 @@ func TestProxierPeriodicFullResync(t *testing.T) {
 			t.Fatalf("no periodic full resyncs: %+v", p.Stats())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestProxierRepairsDeletedTable: a table deleted behind the proxy's back
+// (a firewall reload) is back within a SyncPeriod, long before the next
+// scheduled full resync.
+func TestProxierRepairsDeletedTable(t *testing.T) {
+	nft := knftables.NewFake(knftables.IPv4Family, "skiff-test")
+	p, _ := startProxier(t, nft, Config{NodeName: "node1", TableName: "skiff-test", SyncPeriod: 50 * time.Millisecond, MinSyncInterval: 10 * time.Millisecond},
+		svcObj{svc("default", "web", webIP, webPorts())}, sliceObj{bothReady.DeepCopy()})
+	waitProgrammed(t, p, "first sync", hasServiceIP(webIP+" . tcp . 80"))
+	full := p.Stats().FullSyncs
+	tx := nft.NewTransaction()
+	tx.Delete(&knftables.Table{})
+	if err := nft.Run(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if elems, err := nft.ListElements(context.Background(), "map", mapServiceIPs); err == nil && len(elems) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted table was not rewritten: %+v", p.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := p.Stats(); st.FullSyncs == full {
+		t.Errorf("the table came back without a full sync: %+v", st)
 	}
 }
 
