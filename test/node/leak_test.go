@@ -61,11 +61,19 @@ func (c *cluster) nodeState(t *testing.T) nodeState {
 			st.mounts = append(st.mounts, f[4])
 		}
 	}
-	if ents, err := os.ReadDir("/var/run/netns"); err == nil {
-		for _, e := range ents {
-			st.netns = append(st.netns, e.Name())
+	// The node's containerd mounts pod network namespaces under its own
+	// state dir (other tests' namespaces live in /var/run/netns).
+	_ = filepath.WalkDir(filepath.Join(c.node.DataDir, "containerd", "state"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "netns" {
+			if ents, err := os.ReadDir(path); err == nil {
+				for _, e := range ents {
+					st.netns = append(st.netns, e.Name())
+				}
+			}
+			return filepath.SkipDir
 		}
-	}
+		return nil
+	})
 	ipam := filepath.Join(c.node.DataDir, "cni", "ipam", "skiff")
 	if ents, err := os.ReadDir(ipam); err == nil {
 		for _, e := range ents {
@@ -105,6 +113,15 @@ func TestNothingLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := c.nodeState(t)
+	// The checks look where a running pod leaves its traces.
+	c.createPod(t, busyboxPod(ns, "probe", "sleep", "3600"))
+	c.waitPod(t, ns, "probe", 60*time.Second, "running", running)
+	if during := c.nodeState(t); during.sandboxes == 0 || len(during.netns) == 0 || len(during.ips) == 0 || len(during.podDirs) == 0 {
+		t.Fatalf("a running pod left no sandbox, network namespace, IP or pod dir where the leak check looks: %s", during)
+	}
+	if err := c.client.CoreV1().Pods(ns).Delete(ctx, "probe", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	const total, parallel = 100, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, total)
