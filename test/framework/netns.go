@@ -25,36 +25,46 @@ type Host struct {
 	vethOut   string
 }
 
-// NewHost makes a network namespace linked to this one on 10.250.N.0/30,
-// removed when the test ends. Each test process should use distinct n.
-func NewHost(t testing.TB, n int) *Host {
+// NewHost makes machine n (1..60) of a claimed network: a network
+// namespace linked to this one by its own /30 (10.250.K.4n/30), so that
+// machines share no subnet. It is removed when the test ends.
+func NewHost(t testing.TB, network Network, n int) *Host {
 	t.Helper()
 	NeedRoot(t)
+	base := fmt.Sprintf("10.250.%d.", network.Index)
+	h := newHostNamed(t, "t", n)
+	h.GatewayIP, h.HostIP = base+fmt.Sprint(4*n+1), base+fmt.Sprint(4*n+2)
+	h.setUp(30,
+		[]string{"ip", "addr", "add", h.GatewayIP + "/30", "dev", h.vethOut},
+		[]string{"ip", "link", "set", h.vethOut, "up"})
+	return h
+}
+
+func newHostNamed(t testing.TB, kind string, n int) *Host {
 	tag := rand.IntN(1e5)
-	h := &Host{
-		t:         t,
-		Name:      fmt.Sprintf("skiff-t%d-%d", tag, n),
-		GatewayIP: fmt.Sprintf("10.250.%d.1", n),
-		HostIP:    fmt.Sprintf("10.250.%d.2", n),
-		vethOut:   fmt.Sprintf("skv%d-%d", tag, n),
-	}
+	return &Host{t: t, Name: fmt.Sprintf("skiff-%s%d-%d", kind, tag, n), vethOut: fmt.Sprintf("sk%s%d-%d", kind, tag, n)}
+}
+
+// setUp makes the namespace and its eth0 (HostIP/bits, default route via
+// GatewayIP); outside runs first on this side of the veth pair.
+func (h *Host) setUp(bits int, outside ...[]string) {
+	h.t.Helper()
 	steps := [][]string{
 		{"ip", "netns", "add", h.Name},
 		{"ip", "link", "add", h.vethOut, "type", "veth", "peer", "name", "eth0", "netns", h.Name},
-		{"ip", "addr", "add", h.GatewayIP + "/30", "dev", h.vethOut},
-		{"ip", "link", "set", h.vethOut, "up"},
-		{"ip", "-n", h.Name, "addr", "add", h.HostIP + "/30", "dev", "eth0"},
-		{"ip", "-n", h.Name, "link", "set", "eth0", "up"},
-		{"ip", "-n", h.Name, "link", "set", "lo", "up"},
-		{"ip", "-n", h.Name, "route", "add", "default", "via", h.GatewayIP},
 	}
-	t.Cleanup(h.remove)
+	steps = append(steps, outside...)
+	steps = append(steps,
+		[]string{"ip", "-n", h.Name, "addr", "add", fmt.Sprintf("%s/%d", h.HostIP, bits), "dev", "eth0"},
+		[]string{"ip", "-n", h.Name, "link", "set", "eth0", "up"},
+		[]string{"ip", "-n", h.Name, "link", "set", "lo", "up"},
+		[]string{"ip", "-n", h.Name, "route", "add", "default", "via", h.GatewayIP})
+	h.t.Cleanup(h.remove)
 	for _, s := range steps {
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("framework: %s: %v: %s", strings.Join(s, " "), err, out)
+			h.t.Fatalf("framework: %s: %v: %s", strings.Join(s, " "), err, out)
 		}
 	}
-	return h
 }
 
 func (h *Host) remove() {
@@ -202,36 +212,15 @@ func NewLAN(t testing.TB, network Network) *LAN {
 // Host makes machine n (1..200) on the LAN: a network namespace whose eth0
 // is on the LAN's bridge with the LAN's address .n+1.
 func (l *LAN) Host(n int) *Host {
-	t := l.t
-	t.Helper()
+	l.t.Helper()
 	addr := l.prefix.Addr()
 	for i := 0; i <= n; i++ {
 		addr = addr.Next()
 	}
-	tag := rand.IntN(1e5)
-	h := &Host{
-		t:         t,
-		Name:      fmt.Sprintf("skiff-l%d-%d", tag, n),
-		GatewayIP: l.GatewayIP,
-		HostIP:    addr.String(),
-		vethOut:   fmt.Sprintf("skl%d-%d", tag, n),
-	}
-	cidr := fmt.Sprintf("%s/%d", h.HostIP, l.prefix.Bits())
-	steps := [][]string{
-		{"ip", "netns", "add", h.Name},
-		{"ip", "link", "add", h.vethOut, "type", "veth", "peer", "name", "eth0", "netns", h.Name},
-		{"ip", "link", "set", h.vethOut, "master", l.Bridge},
-		{"ip", "link", "set", h.vethOut, "up"},
-		{"ip", "-n", h.Name, "addr", "add", cidr, "dev", "eth0"},
-		{"ip", "-n", h.Name, "link", "set", "eth0", "up"},
-		{"ip", "-n", h.Name, "link", "set", "lo", "up"},
-		{"ip", "-n", h.Name, "route", "add", "default", "via", h.GatewayIP},
-	}
-	t.Cleanup(h.remove)
-	for _, s := range steps {
-		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("framework: %s: %v: %s", strings.Join(s, " "), err, out)
-		}
-	}
+	h := newHostNamed(l.t, "l", n)
+	h.GatewayIP, h.HostIP = l.GatewayIP, addr.String()
+	h.setUp(l.prefix.Bits(),
+		[]string{"ip", "link", "set", h.vethOut, "master", l.Bridge},
+		[]string{"ip", "link", "set", h.vethOut, "up"})
 	return h
 }

@@ -24,9 +24,9 @@ import (
 // reach each other across the machines over VXLAN.
 func TestTwoAgentsJoin(t *testing.T) {
 	framework.NeedRoot(t)
-	h1 := framework.NewHost(t, 1)
-	h2 := framework.NewHost(t, 2)
 	network := framework.ClaimNetwork(t)
+	h1 := framework.NewHost(t, network, 1)
+	h2 := framework.NewHost(t, network, 2)
 	srv := framework.StartServer(t, framework.Options{
 		ControlPlane:     controlplane.AllWith(controlplane.Options{ClusterCIDR: network.PodCIDR}),
 		Network:          &network,
