@@ -211,9 +211,10 @@ func podOf(body string) string {
 	return body
 }
 
-// demoApp deploys the demo web app as a Deployment with a Service on port 80,
-// and waits for its pods to be ready.
-func (c *cluster) demoApp(t *testing.T, ns, name string, replicas int32) {
+// demoApp deploys the demo web app as a Deployment (changed by mods before
+// it is created) with a Service on port 80, and waits for its pods to be
+// ready.
+func (c *cluster) demoApp(t *testing.T, ns, name string, replicas int32, mods ...func(*appsv1.Deployment)) {
 	t.Helper()
 	ctx := context.Background()
 	labels := map[string]string{"app": name}
@@ -236,6 +237,9 @@ func (c *cluster) demoApp(t *testing.T, ns, name string, replicas int32) {
 				},
 			},
 		},
+	}
+	for _, m := range mods {
+		m(dep)
 	}
 	if _, err := c.client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

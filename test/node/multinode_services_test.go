@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 
 	"github.com/skiff-sh/skiff/controlplane"
 	"github.com/skiff-sh/skiff/test/framework"
@@ -67,34 +66,13 @@ func TestServicesAcrossNodes(t *testing.T) {
 	// Three replicas, spread over both nodes.
 	ns := c.namespace(t, "spread")
 	labels := map[string]string{"app": "web"}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(int32(3)),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To(int64(0)),
-					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
-						MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.DoNotSchedule,
-						LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
-					}},
-					Containers: []corev1.Container{{
-						Name: "web", Image: "skiff.local/demo:1",
-						Env:   []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
-						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-						ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
-							HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}},
-					}},
-				},
-			},
-		},
-	}
-	if _, err := c.client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	services := map[string]corev1.ServiceType{"web": corev1.ServiceTypeClusterIP, "web-np": corev1.ServiceTypeNodePort, "web-lb": corev1.ServiceTypeLoadBalancer}
+	c.demoApp(t, ns, "web", 3, func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
+			MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.DoNotSchedule,
+			LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
+		}}
+	})
+	services := map[string]corev1.ServiceType{"web-np": corev1.ServiceTypeNodePort, "web-lb": corev1.ServiceTypeLoadBalancer}
 	for name, typ := range services {
 		svc := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
