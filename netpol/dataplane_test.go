@@ -18,6 +18,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiff-sh/skiff/internal/netnstest"
+	"github.com/skiff-sh/skiff/internal/nftables"
 )
 
 // topology is a node with three local pods on its bridge and a remote
@@ -31,7 +34,7 @@ import (
 // the node DNATs the "Service" 10.43.0.20:80 to b:8080.
 type topology struct {
 	node, a, b, c, remote string
-	nodeT                 *nsThread
+	nodeT                 *netnstest.Thread
 }
 
 const (
@@ -49,7 +52,7 @@ func newDataplaneTopology(t *testing.T) *topology {
 	id := fmt.Sprintf("snp%d", os.Getpid()%100000)
 	tp := &topology{node: id + "-node", a: id + "-a", b: id + "-b", c: id + "-c", remote: id + "-r"}
 	for _, n := range []string{tp.node, tp.a, tp.b, tp.c, tp.remote} {
-		addNetns(t, n)
+		netnstest.Create(t, n)
 	}
 	cmds := [][]string{
 		{"ip", "-n", tp.node, "link", "add", dpBridge, "type", "bridge"},
@@ -80,7 +83,7 @@ func newDataplaneTopology(t *testing.T) *topology {
 		)
 	}
 	for _, c := range cmds {
-		run(t, c...)
+		netnstest.Run(t, c...)
 	}
 	// The "service proxy": DNAT, and masquerade for a pod reaching itself.
 	nat := exec.Command("ip", "netns", "exec", tp.node, "nft", "-f", "-")
@@ -98,7 +101,7 @@ func newDataplaneTopology(t *testing.T) *topology {
 	if out, err := nat.CombinedOutput(); err != nil {
 		t.Fatalf("nat table: %v\n%s", err, out)
 	}
-	tp.nodeT = enterNetns(t, tp.node)
+	tp.nodeT = netnstest.Enter(t, tp.node)
 	for _, p := range []struct{ ns, ip string }{{tp.a, dpA}, {tp.b, dpB}, {tp.c, dpC}} {
 		serveEcho(t, p.ns, p.ip+":8080")
 		serveEcho(t, p.ns, p.ip+":9090")
@@ -166,9 +169,9 @@ func isTimeout(err error) bool {
 // TestDataPlane runs the Enforcer against real nftables in a namespace
 // standing for a node, with real TCP connections between pods.
 func TestDataPlane(t *testing.T) {
-	requireNetAdmin(t)
+	netnstest.Require(t, "ip", "nft")
 	const table = "skiff-netpol-test"
-	if hostHasTable(t, table) {
+	if netnstest.HostHasTable(t, table) {
 		t.Fatalf("the host already has table ip %s", table)
 	}
 	tp := newDataplaneTopology(t)
@@ -181,9 +184,9 @@ func TestDataPlane(t *testing.T) {
 	c.addPod(pod("other", "c", "n1", dpC, lbl("app", "c")))
 	c.addPod(pod("default", "r", "n2", dpRemote, lbl("app", "a"), "http:8080"))
 
-	nft := newNSNFT(t, tp.nodeT, table)
+	nft := netnstest.NewNFT(t, tp.nodeT, table)
 	bridgeNF := func() (err error) {
-		tp.nodeT.do(func() { err = ensureBridgeNetfilter() })
+		tp.nodeT.Do(func() { err = ensureBridgeNetfilter() })
 		return err
 	}
 	e := startEnforcer(t, c, nft, Config{
@@ -191,10 +194,10 @@ func TestDataPlane(t *testing.T) {
 		TableName: table, MinSyncInterval: 10 * time.Millisecond,
 	}, bridgeNF)
 	waitProgrammed(t, e, c)
-	if hostHasTable(t, table) {
+	if netnstest.HostHasTable(t, table) {
 		t.Fatalf("the enforcer programmed the host's ruleset")
 	}
-	if got := strings.TrimSpace(run(t, "ip", "netns", "exec", tp.node, "cat", bridgeNFSysctl)); got != "1" {
+	if got := strings.TrimSpace(netnstest.Run(t, "ip", "netns", "exec", tp.node, "cat", bridgeNFSysctl)); got != "1" {
 		t.Fatalf("bridge-nf-call-iptables in the node namespace is %q after Run, want 1", got)
 	}
 
@@ -278,13 +281,13 @@ func TestDataPlane(t *testing.T) {
 		a(hp(dpB, 9090), true), cc(hp(dpB, 8080), true), b(hp(dpA, 8080), true),
 		a(hp(dpC, 8080), true), b(hp(dpOutside, 8080), true))
 
-	if err := cleanup(context.Background(), nft, table); err != nil {
+	if err := nftables.DeleteTable(context.Background(), nft, table); err != nil {
 		t.Fatalf("cleanup: %v", err)
 	}
-	if out := run(t, "ip", "netns", "exec", tp.node, "nft", "list", "tables"); strings.Contains(out, table) {
+	if out := netnstest.Run(t, "ip", "netns", "exec", tp.node, "nft", "list", "tables"); strings.Contains(out, table) {
 		t.Errorf("table left after cleanup:\n%s", out)
 	}
-	if hostHasTable(t, table) {
+	if netnstest.HostHasTable(t, table) {
 		t.Errorf("the host has table %s", table)
 	}
 }
@@ -294,11 +297,11 @@ func TestDataPlane(t *testing.T) {
 // was wanted: pod addresses next to each other come and go, so interval
 // set elements are split and joined.
 func TestRealIncrementalSync(t *testing.T) {
-	requireNetAdmin(t)
+	netnstest.Require(t, "ip", "nft")
 	const table = "skiff-netpol-plan-test"
 	ns := fmt.Sprintf("snp%d-plan", os.Getpid()%100000)
-	addNetns(t, ns)
-	nft := newNSNFT(t, enterNetns(t, ns), table)
+	netnstest.Create(t, ns)
+	nft := netnstest.NewNFT(t, netnstest.Enter(t, ns), table)
 	_, nss := world()
 	pol := policy("default", "p", sel("app", "b"),
 		ingressRule(peers(podPeer(sel("app", "a")), blockPeer("10.43.0.0/16", "10.43.7.0/24"))),
@@ -329,7 +332,7 @@ func TestRealIncrementalSync(t *testing.T) {
 			}
 		}
 	}
-	if err := cleanup(context.Background(), nft, table); err != nil {
+	if err := nftables.DeleteTable(context.Background(), nft, table); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,7 +1,11 @@
 package netpol
 
 import (
+	"slices"
+
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiff-sh/skiff/internal/nftables"
 )
 
 // plan adds to tx the operations that take the table to want, all in the
@@ -15,8 +19,7 @@ import (
 // nothing refers to anymore.
 func plan(tx *knftables.Transaction, prev, want *ruleset) {
 	if prev == nil {
-		tx.Add(&knftables.Table{})
-		tx.Delete(&knftables.Table{})
+		nftables.DestroyTable(tx)
 	}
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("skiff network policies")})
 	if prev == nil {
@@ -49,7 +52,7 @@ func plan(tx *knftables.Transaction, prev, want *ruleset) {
 		switch {
 		case old == nil:
 			rewrite = append(rewrite, name)
-		case !equalStrings(old.rules, want.chains[name].rules):
+		case !slices.Equal(old.rules, want.chains[name].rules):
 			tx.Flush(&knftables.Chain{Name: name})
 			rewrite = append(rewrite, name)
 		}
@@ -108,16 +111,4 @@ func setObject(s *setSpec) *knftables.Set {
 		set.Flags = []knftables.SetFlag{knftables.IntervalFlag}
 	}
 	return set
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

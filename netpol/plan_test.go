@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiff-sh/skiff/internal/nftables"
 )
 
 // states is a walk through policy and pod changes.
@@ -93,13 +95,13 @@ func TestFullRewriteRemovesStale(t *testing.T) {
 
 func TestCleanup(t *testing.T) {
 	fake := program(t, states()[4])
-	if err := cleanup(context.Background(), fake, "netpol-test"); err != nil {
+	if err := nftables.DeleteTable(context.Background(), fake, "netpol-test"); err != nil {
 		t.Fatal(err)
 	}
 	if fake.Table != nil {
 		t.Errorf("table still there")
 	}
-	if err := cleanup(context.Background(), fake, "netpol-test"); err != nil {
+	if err := nftables.DeleteTable(context.Background(), fake, "netpol-test"); err != nil {
 		t.Errorf("cleanup of a missing table: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package netpol
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -382,7 +383,7 @@ func TestRulesetStableUnderPodChurn(t *testing.T) {
 	m2, _ := compile(testNode, pols, more, nss)
 	r1, r2 := buildRuleset(testBridge, m1), buildRuleset(testBridge, m2)
 	for name, c := range r1.chains {
-		if !equalStrings(c.rules, r2.chains[name].rules) {
+		if !slices.Equal(c.rules, r2.chains[name].rules) {
 			t.Errorf("chain %s changed with a new peer pod", name)
 		}
 	}

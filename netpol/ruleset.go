@@ -1,15 +1,16 @@
 package netpol
 
 import (
-	"crypto/sha256"
-	"encoding/base32"
 	"fmt"
+	"maps"
 	"net/netip"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiff-sh/skiff/internal/nftables"
 )
 
 // ruleset is the whole content of the enforcer's table, as plain values
@@ -88,20 +89,6 @@ const (
 	prefixNamedPorts  = "nport-"
 )
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// objectName is prefix, a hash of the identity (names never collide, even
-// once shortened) and the readable identity, shortened if need be.
-func objectName(prefix, identity string) string {
-	sum := sha256.Sum256([]byte(identity))
-	h := strings.ToLower(b32.EncodeToString(sum[:])[:10])
-	const maxReadable = 160
-	if len(identity) > maxReadable {
-		identity = identity[:maxReadable]
-	}
-	return prefix + h + "-" + identity
-}
-
 // buildRuleset renders the model as the table's content. Two filter
 // chains on the forward hook police the pod bridge: policy-egress sees
 // packets coming from it (iifname bridge), policy-ingress packets going
@@ -128,7 +115,7 @@ func buildRuleset(bridge string, m *model) *ruleset {
 	egress.base, egress.prio = true, knftables.FilterPriority
 
 	for _, p := range m.policies {
-		sel := r.newSet(objectName(prefixTargets, p.key), typeAddr, false)
+		sel := r.newSet(nftables.ObjectName(prefixTargets, p.key), typeAddr, false)
 		for _, ip := range p.targets {
 			sel.add(ip.String())
 			self.add(ip.String(), ip.String())
@@ -137,7 +124,7 @@ func buildRuleset(bridge string, m *model) *ruleset {
 			for _, ip := range p.targets {
 				ingIso.add(ip.String())
 			}
-			name := objectName(prefixIngressRule, p.key)
+			name := nftables.ObjectName(prefixIngressRule, p.key)
 			r.chain(name, policyRules(r, p.key, "ingress", p.ingress)...)
 			ingress.rules = append(ingress.rules, "ip daddr @"+sel.name+" jump "+name)
 		}
@@ -145,7 +132,7 @@ func buildRuleset(bridge string, m *model) *ruleset {
 			for _, ip := range p.targets {
 				egrIso.add(ip.String())
 			}
-			name := objectName(prefixEgressRule, p.key)
+			name := nftables.ObjectName(prefixEgressRule, p.key)
 			r.chain(name, policyRules(r, p.key, "egress", p.egress)...)
 			egress.rules = append(egress.rules, "ip saddr @"+sel.name+" jump "+name)
 		}
@@ -171,7 +158,7 @@ func policyRules(r *ruleset, key, dir string, rules []compiledRule) []string {
 		id := key + "/" + dir + "/" + strconv.Itoa(i)
 		peer := ""
 		if !cr.anyPeer {
-			set := r.newSet(objectName(prefixPeers, id), typeAddr, true)
+			set := r.newSet(nftables.ObjectName(prefixPeers, id), typeAddr, true)
 			for _, s := range cr.peers {
 				for _, p := range spanPrefixes(s) {
 					set.add(prefixElem(p))
@@ -195,7 +182,7 @@ func policyRules(r *ruleset, key, dir string, rules []compiledRule) []string {
 			out = append(out, peer+m+" accept")
 		}
 		if cr.hasNamed {
-			set := r.newSet(objectName(prefixNamedPorts, id), typeAddrProto, false)
+			set := r.newSet(nftables.ObjectName(prefixNamedPorts, id), typeAddrProto, false)
 			for _, t := range cr.named {
 				set.add(t.ip.String(), t.proto, strconv.Itoa(int(t.port)))
 			}
@@ -219,11 +206,4 @@ func prefixElem(p netip.Prefix) string {
 	return p.String()
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

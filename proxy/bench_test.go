@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiff-sh/skiff/internal/netnstest"
 )
 
 // syntheticCluster makes n Services with one port and two ready endpoints
@@ -108,8 +110,8 @@ func BenchmarkSync(b *testing.B) {
 func benchProxier(b *testing.B) *Proxier {
 	b.Helper()
 	name := fmt.Sprintf("skpb%d", os.Getpid()%100000)
-	addNetns(b, name)
-	th := enterNetns(b, name)
+	netnstest.Create(b, name)
+	th := netnstest.Enter(b, name)
 	const table = "skiff-proxy-bench"
-	return &Proxier{cfg: Config{TableName: table}, node: testNode, nft: newNSNFT(b, th, table)}
+	return &Proxier{cfg: Config{TableName: table}, node: testNode, nft: netnstest.NewNFT(b, th, table)}
 }

@@ -229,18 +229,6 @@ func TestSpreadIsUniform(t *testing.T) {
 	}
 }
 
-func TestObjectNamesStayUnique(t *testing.T) {
-	long := strings.Repeat("a", 63)
-	a := objectName(prefixCluster, long+"/"+long+"/tcp/x")
-	b := objectName(prefixCluster, long+"/"+long+"/tcp/y")
-	if a == b {
-		t.Fatalf("names collide after shortening: %q", a)
-	}
-	if len(a) > 200 {
-		t.Errorf("name %d long", len(a))
-	}
-}
-
 func TestNodeView(t *testing.T) {
 	cfg := Config{
 		NodeName:    "n",

@@ -1,34 +1,19 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
-	"sigs.k8s.io/knftables"
+	"github.com/skiff-sh/skiff/internal/nftables"
 )
 
 // Cleanup removes everything the proxy programmed: its table (family ip,
 // tableName, default "skiff-proxy"), with all chains, maps and sets in it.
 // It succeeds when there is no such table.
 func Cleanup(ctx context.Context, tableName string) error {
-	if tableName == "" {
-		tableName = DefaultTableName
-	}
-	nft, err := knftables.New(knftables.IPv4Family, tableName)
-	if err != nil {
-		return fmt.Errorf("proxy cleanup: nftables unavailable: %w", err)
-	}
-	return cleanup(ctx, nft, tableName)
-}
-
-func cleanup(ctx context.Context, nft knftables.Interface, tableName string) error {
-	// "add" then "delete" in one transaction works whether or not the table
-	// exists, without needing "nft destroy" (nft 1.0.8+, kernel 6.3+).
-	tx := nft.NewTransaction()
-	tx.Add(&knftables.Table{})
-	tx.Delete(&knftables.Table{})
-	if err := nft.Run(ctx, tx); err != nil {
-		return fmt.Errorf("proxy cleanup: deleting table ip %s: %w", tableName, err)
+	if err := nftables.DeleteIPv4Table(ctx, cmp.Or(tableName, DefaultTableName)); err != nil {
+		return fmt.Errorf("proxy cleanup: %w", err)
 	}
 	return nil
 }

@@ -20,18 +20,20 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiff-sh/skiff/internal/netnstest"
 )
 
 // TestDataPlane runs the Proxier against real nftables in a network
 // namespace and sends real connections through the rules.
 func TestDataPlane(t *testing.T) {
-	requireNetAdmin(t)
+	netnstest.Require(t, "ip", "nft")
 	tp := newTopology(t)
 	const table = "skiff-proxy-test"
-	if hostHasTable(t, table) {
+	if netnstest.HostHasTable(t, table) {
 		t.Fatalf("the host already has table ip %s", table)
 	}
-	nft := newNSNFT(t, tp.nodeT, table)
+	nft := netnstest.NewNFT(t, tp.nodeT, table)
 
 	http := []corev1.ServicePort{sport("http", 80, intstr.FromString("http"))}
 	eps := func(ns, name string, es ...discoveryv1.Endpoint) sliceObj {
@@ -83,14 +85,14 @@ func TestDataPlane(t *testing.T) {
 	waitProgrammed(t, p, "all services", func(rs *ruleset) bool {
 		return len(rs.maps[mapServiceIPs].elems) >= 7 && len(rs.maps[mapNoEndpointServices].elems) == 1
 	})
-	if hostHasTable(t, table) {
+	if netnstest.HostHasTable(t, table) {
 		t.Fatal("rules went to the host's ruleset instead of the test namespace")
 	}
 
 	const timeout = 3 * time.Second
 	// spread makes n requests and counts the answering endpoints; every
 	// answer must see the client address wantClient.
-	spread := func(t *testing.T, th *nsThread, laddr, target string, n int, wantClient string) map[string]int {
+	spread := func(t *testing.T, th *netnstest.Thread, laddr, target string, n int, wantClient string) map[string]int {
 		t.Helper()
 		seen := map[string]int{}
 		for range n {
@@ -203,7 +205,7 @@ func TestDataPlane(t *testing.T) {
 		}
 		for range 2 { // the second call finds nothing and must succeed
 			var err error
-			tp.nodeT.do(func() { err = Cleanup(context.Background(), table) })
+			tp.nodeT.Do(func() { err = Cleanup(context.Background(), table) })
 			if err != nil {
 				t.Fatalf("Cleanup: %v", err)
 			}
@@ -223,11 +225,11 @@ func TestDataPlane(t *testing.T) {
 // a full sync creates. Full resyncs over the live table must succeed too
 // (re-adding existing sets and base chains).
 func TestIncrementalOnRealNFT(t *testing.T) {
-	requireNetAdmin(t)
+	netnstest.Require(t, "ip", "nft")
 	name := fmt.Sprintf("skpi%d", os.Getpid()%100000)
-	addNetns(t, name)
+	netnstest.Create(t, name)
 	const table = "skiff-proxy-incr"
-	nft := newNSNFT(t, enterNetns(t, name), table)
+	nft := netnstest.NewNFT(t, netnstest.Enter(t, name), table)
 	p := &Proxier{cfg: Config{TableName: table}, node: testNode, nft: nft}
 	ctx := context.Background()
 	names := func() map[string][]string {

@@ -7,158 +7,24 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-	"sigs.k8s.io/knftables"
+	"github.com/skiff-sh/skiff/internal/netnstest"
 )
 
-// Real nftables tests run in network namespaces made for the test. Go code
-// reaches a namespace through nsThread: a goroutine locked to an OS thread
-// that entered the namespace. Sockets it opens belong to the namespace, and
-// the nft processes knftables starts from it inherit the namespace, since a
-// child process starts with the namespaces of the thread that forked it.
-
-func requireNetAdmin(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and nftables")
-	}
-	for _, bin := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s: %v", bin, err)
-		}
-	}
-}
-
-func run(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// addNetns creates a named network namespace, deleted when the test ends.
-func addNetns(t testing.TB, name string) {
-	t.Helper()
-	_ = exec.Command("ip", "netns", "del", name).Run() // left over by a killed run
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-}
-
-type nsThread struct{ calls chan func() }
-
-// enterNetns starts a thread inside the named namespace.
-func enterNetns(t testing.TB, name string) *nsThread {
-	t.Helper()
-	th := &nsThread{calls: make(chan func())}
-	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: when this goroutine returns, the runtime ends the
-		// thread instead of reusing it outside the namespace.
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", name, err)
-			return
-		}
-		var want, got unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &want); err != nil {
-			errc <- err
-			return
-		}
-		if err := unix.Stat("/proc/thread-self/ns/net", &got); err != nil {
-			errc <- err
-			return
-		}
-		if want.Ino != got.Ino || want.Dev != got.Dev {
-			errc <- fmt.Errorf("thread is not in namespace %s after setns", name)
-			return
-		}
-		errc <- nil
-		for fn := range th.calls {
-			fn()
-		}
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(th.calls) })
-	return th
-}
-
-func (th *nsThread) do(fn func()) {
-	done := make(chan struct{})
-	th.calls <- func() { defer close(done); fn() }
-	<-done
-}
-
-// nsNFT is a knftables.Interface whose nft runs happen inside a namespace.
-type nsNFT struct {
-	th    *nsThread
-	inner knftables.Interface
-}
-
-func newNSNFT(t testing.TB, th *nsThread, table string) *nsNFT {
-	t.Helper()
-	n := &nsNFT{th: th}
-	var err error
-	th.do(func() { n.inner, err = knftables.New(knftables.IPv4Family, table) })
-	if err != nil {
-		t.Fatalf("knftables in namespace: %v", err)
-	}
-	return n
-}
-
-func (n *nsNFT) NewTransaction() *knftables.Transaction { return n.inner.NewTransaction() }
-func (n *nsNFT) Run(ctx context.Context, tx *knftables.Transaction) (err error) {
-	n.th.do(func() { err = n.inner.Run(ctx, tx) })
-	return err
-}
-func (n *nsNFT) Check(ctx context.Context, tx *knftables.Transaction) (err error) {
-	n.th.do(func() { err = n.inner.Check(ctx, tx) })
-	return err
-}
-func (n *nsNFT) ListAll(ctx context.Context) (m map[string][]string, err error) {
-	n.th.do(func() { m, err = n.inner.ListAll(ctx) })
-	return m, err
-}
-func (n *nsNFT) List(ctx context.Context, typ string) (l []string, err error) {
-	n.th.do(func() { l, err = n.inner.List(ctx, typ) })
-	return l, err
-}
-func (n *nsNFT) ListRules(ctx context.Context, chain string) (r []*knftables.Rule, err error) {
-	n.th.do(func() { r, err = n.inner.ListRules(ctx, chain) })
-	return r, err
-}
-func (n *nsNFT) ListElements(ctx context.Context, typ, name string) (e []*knftables.Element, err error) {
-	n.th.do(func() { e, err = n.inner.ListElements(ctx, typ, name) })
-	return e, err
-}
-func (n *nsNFT) ListCounters(ctx context.Context) (c []*knftables.Counter, err error) {
-	n.th.do(func() { c, err = n.inner.ListCounters(ctx) })
-	return c, err
-}
+// Real nftables tests run in network namespaces made for the test (see
+// internal/netnstest): the proxy's nft runs and the test's sockets happen
+// on threads inside them.
 
 // serveHTTP listens on addr inside th's namespace; the handler answers
 // "<local address> <client address>".
-func serveHTTP(t testing.TB, th *nsThread, addr string) {
+func serveHTTP(t testing.TB, th *netnstest.Thread, addr string) {
 	t.Helper()
 	var l net.Listener
 	var err error
-	th.do(func() { l, err = net.Listen("tcp4", addr) })
+	th.Do(func() { l, err = net.Listen("tcp4", addr) })
 	if err != nil {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
@@ -176,7 +42,7 @@ func serveHTTP(t testing.TB, th *nsThread, addr string) {
 // get makes one HTTP request on a new connection opened inside th's
 // namespace (from laddr when set) and returns the server's local and
 // remote addresses.
-func get(th *nsThread, laddr, target string, timeout time.Duration) (server, client string, err error) {
+func get(th *netnstest.Thread, laddr, target string, timeout time.Duration) (server, client string, err error) {
 	d := &net.Dialer{Timeout: timeout}
 	if laddr != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(laddr)}
@@ -186,7 +52,7 @@ func get(th *nsThread, laddr, target string, timeout time.Duration) (server, cli
 		Transport: &http.Transport{
 			DisableKeepAlives: true,
 			DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-				th.do(func() { conn, err = d.DialContext(ctx, network, addr) })
+				th.Do(func() { conn, err = d.DialContext(ctx, network, addr) })
 				return conn, err
 			},
 		},
@@ -224,7 +90,7 @@ func hostOf(addr string) string {
 // be the other's client).
 type topology struct {
 	node, pod, ext, cli     string
-	nodeT, podT, extT, cliT *nsThread
+	nodeT, podT, extT, cliT *netnstest.Thread
 }
 
 func newTopology(t *testing.T) *topology {
@@ -232,7 +98,7 @@ func newTopology(t *testing.T) *topology {
 	id := fmt.Sprintf("skp%d", os.Getpid()%100000)
 	tp := &topology{node: id + "-node", pod: id + "-pod", ext: id + "-ext", cli: id + "-cli"}
 	for _, n := range []string{tp.node, tp.pod, tp.ext, tp.cli} {
-		addNetns(t, n)
+		netnstest.Create(t, n)
 	}
 	for _, c := range [][]string{
 		{"ip", "-n", tp.node, "link", "add", "vh", "type", "veth", "peer", "name", "vp", "netns", tp.pod},
@@ -258,17 +124,10 @@ func newTopology(t *testing.T) *topology {
 		{"ip", "-n", tp.cli, "link", "set", "vq", "up"},
 		{"ip", "-n", tp.cli, "route", "add", "default", "via", "10.42.2.1"},
 	} {
-		run(t, c...)
+		netnstest.Run(t, c...)
 	}
-	tp.nodeT, tp.podT, tp.extT, tp.cliT = enterNetns(t, tp.node), enterNetns(t, tp.pod), enterNetns(t, tp.ext), enterNetns(t, tp.cli)
+	tp.nodeT, tp.podT, tp.extT, tp.cliT = netnstest.Enter(t, tp.node), netnstest.Enter(t, tp.pod), netnstest.Enter(t, tp.ext), netnstest.Enter(t, tp.cli)
 	serveHTTP(t, tp.podT, "10.42.1.2:8080")
 	serveHTTP(t, tp.podT, "10.42.1.3:8080")
 	return tp
-}
-
-// hostHasTable guards against the test ever programming the machine's own
-// ruleset.
-func hostHasTable(t testing.TB, table string) bool {
-	t.Helper()
-	return strings.Contains(run(t, "nft", "list", "tables"), "table ip "+table+"\n")
 }

@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"maps"
 	"slices"
 	"sort"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiff-sh/skiff/internal/nftables"
 )
 
 // syncMode says how much of the table a sync rewrites.
@@ -50,8 +53,7 @@ func plan(tx *knftables.Transaction, mode syncMode, prev, want *ruleset, existin
 		prev = nil
 	}
 	if mode == syncRecreate {
-		tx.Add(&knftables.Table{})
-		tx.Delete(&knftables.Table{})
+		nftables.DestroyTable(tx)
 		existing = nil
 	}
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("skiff service proxy")})
@@ -232,11 +234,4 @@ func setObject(s *setSpec) *knftables.Set {
 	return set
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,14 +1,14 @@
 package proxy
 
 import (
-	"crypto/sha256"
-	"encoding/base32"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/skiff-sh/skiff/internal/nftables"
 )
 
 // ruleset is the complete content the proxy wants in its table, as plain
@@ -144,25 +144,10 @@ const (
 	prefixAffinity = "aff-"
 )
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// objectName builds a chain or set name: prefix, a hash of the full
-// identity (so names never collide and stay within nft's limits) and the
-// readable identity itself, shortened if need be.
-func objectName(prefix, identity string) string {
-	sum := sha256.Sum256([]byte(identity))
-	h := strings.ToLower(b32.EncodeToString(sum[:])[:10])
-	const maxReadable = 160
-	if len(identity) > maxReadable {
-		identity = identity[:maxReadable]
-	}
-	return prefix + h + "-" + identity
-}
-
-func clusterChainName(sp *servicePort) string  { return objectName(prefixCluster, sp.key()) }
-func externalChainName(sp *servicePort) string { return objectName(prefixExternal, sp.key()) }
+func clusterChainName(sp *servicePort) string  { return nftables.ObjectName(prefixCluster, sp.key()) }
+func externalChainName(sp *servicePort) string { return nftables.ObjectName(prefixExternal, sp.key()) }
 func endpointChainName(sp *servicePort, e endpoint) string {
-	return objectName(prefixEndpoint, endpointIdentity(sp, e))
+	return nftables.ObjectName(prefixEndpoint, endpointIdentity(sp, e))
 }
 
 // endpointIdentity is ns/name/proto/port/ip/targetPort (nft names allow no
@@ -174,7 +159,7 @@ func endpointIdentity(sp *servicePort, e endpoint) string {
 // affinitySetName includes the timeout: a set's timeout cannot be changed
 // in place, so a new timeout means a new set.
 func affinitySetName(sp *servicePort, e endpoint) string {
-	return objectName(prefixAffinity, endpointIdentity(sp, e)+"/"+strconv.Itoa(int(sp.affinityTimeout/time.Second)))
+	return nftables.ObjectName(prefixAffinity, endpointIdentity(sp, e)+"/"+strconv.Itoa(int(sp.affinityTimeout/time.Second)))
 }
 
 func protoName(sp *servicePort) string { return strings.ToLower(string(sp.protocol)) }

@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/skiff-sh/skiff/internal/netnstest"
 )
 
 // syncerIn builds a Syncer on nodes whose commands run in ns, with its
@@ -28,7 +30,7 @@ func syncerIn(t *testing.T, ns string, cfg Config, client *fake.Clientset) *Sync
 }
 
 func TestVXLANDevice(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ip", "bridge", "nsenter")
 	ns := newNetns(t, "dev")
 	inNS(t, ns, "ip", "link", "add", "lan0", "type", "bridge")
 	inNS(t, ns, "ip", "addr", "add", "192.168.5.1/24", "dev", "lan0")

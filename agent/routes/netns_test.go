@@ -8,54 +8,25 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/skiff-sh/skiff/internal/netnstest"
 )
 
-// Helpers for the tests that build "machines" out of network namespaces.
-// The namespaces are named after the test process so that parallel runs
-// do not collide, and are deleted when the test ends. Commands reach a
-// namespace through nsenter; Go sockets through a thread that entered it.
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to make network namespaces")
-	}
-	for _, bin := range []string{"ip", "bridge", "nsenter"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s: %v", bin, err)
-		}
-	}
-}
-
-func mustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+// Helpers for the tests that build "machines" out of network namespaces
+// (see internal/netnstest). The namespaces are named after the test process
+// so that parallel runs do not collide, and are deleted when the test ends.
+// Commands reach a namespace through nsenter, as the package's own runner
+// would run them; Go sockets through a thread that entered it.
 
 // newNetns makes a network namespace with loopback up and returns its
 // name (prefixed with the process id).
 func newNetns(t *testing.T, role string) string {
 	t.Helper()
 	name := fmt.Sprintf("skrt%d-%s", os.Getpid(), role)
-	_ = exec.Command("ip", "netns", "del", name).Run() // left by a killed run of this pid
-	mustRun(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("deleting netns %s: %v: %s", name, err, out)
-		}
-	})
-	mustRun(t, "ip", "-n", name, "link", "set", "lo", "up")
+	netnstest.Create(t, name)
 	return name
 }
 
@@ -76,53 +47,13 @@ func inNS(t *testing.T, ns string, args ...string) string {
 	return string(out)
 }
 
-// nsThread is a goroutine locked to an OS thread inside a namespace.
-type nsThread struct{ calls chan func() }
-
-func enterNetns(t *testing.T, ns string) *nsThread {
-	t.Helper()
-	th := &nsThread{calls: make(chan func())}
-	ready := make(chan error, 1)
-	go func() {
-		// The thread is never unlocked: when the goroutine ends, the
-		// runtime discards the thread rather than reuse it elsewhere.
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			ready <- err
-			return
-		}
-		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-		f.Close()
-		if err != nil {
-			ready <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ready <- nil
-		for fn := range th.calls {
-			fn()
-		}
-	}()
-	if err := <-ready; err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(th.calls) })
-	return th
-}
-
-func (th *nsThread) do(fn func()) {
-	done := make(chan struct{})
-	th.calls <- func() { defer close(done); fn() }
-	<-done
-}
-
 // serveWho listens on TCP port 7777 in the thread's namespace and answers
 // every connection with the name and the peer address it saw.
-func serveWho(t *testing.T, th *nsThread, name string) {
+func serveWho(t *testing.T, th *netnstest.Thread, name string) {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	th.do(func() { ln, err = net.Listen("tcp4", ":7777") })
+	th.Do(func() { ln, err = net.Listen("tcp4", ":7777") })
 	if err != nil {
 		t.Fatalf("listen in %s: %v", name, err)
 	}
@@ -142,10 +73,10 @@ func serveWho(t *testing.T, th *nsThread, name string) {
 
 // ask connects from the thread's namespace to ip:7777 and returns the
 // answer line.
-func ask(th *nsThread, ip string) (string, error) {
+func ask(th *netnstest.Thread, ip string) (string, error) {
 	var c net.Conn
 	var err error
-	th.do(func() { c, err = net.DialTimeout("tcp4", net.JoinHostPort(ip, "7777"), time.Second) })
+	th.Do(func() { c, err = net.DialTimeout("tcp4", net.JoinHostPort(ip, "7777"), time.Second) })
 	if err != nil {
 		return "", err
 	}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/skiff-sh/skiff/internal/netnstest"
 )
 
 // The network test builds three machines as network namespaces. m1 and m2
@@ -37,7 +39,7 @@ type machine struct {
 	lan, gw       string // router bridge and the router's address on it
 	podCIDR       string
 	podIP         string
-	podTh         *nsThread
+	podTh         *netnstest.Thread
 }
 
 func (m *machine) cfg() Config {
@@ -84,7 +86,7 @@ func buildLab(t *testing.T) (router string, ms []*machine) {
 		m.ns = newNetns(t, fmt.Sprintf("m%d", i+1))
 		m.pod = newNetns(t, fmt.Sprintf("p%d", i+1))
 		port := fmt.Sprintf("port%d", i+1)
-		mustRun(t, "ip", "-n", router, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", m.ns)
+		netnstest.Run(t, "ip", "-n", router, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", m.ns)
 		inNS(t, router, "ip", "link", "set", port, "master", m.lan, "up")
 		inNS(t, m.ns, "ip", "addr", "add", m.ip+"/24", "dev", "eth0")
 		inNS(t, m.ns, "ip", "link", "set", "eth0", "up")
@@ -95,13 +97,13 @@ func buildLab(t *testing.T) (router string, ms []*machine) {
 		inNS(t, m.ns, "ip", "link", "add", "pods", "type", "bridge")
 		inNS(t, m.ns, "ip", "addr", "add", gwIP+"/24", "dev", "pods")
 		inNS(t, m.ns, "ip", "link", "set", "pods", "up")
-		mustRun(t, "ip", "-n", m.ns, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", m.pod)
+		netnstest.Run(t, "ip", "-n", m.ns, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", m.pod)
 		inNS(t, m.ns, "ip", "link", "set", "vpod", "master", "pods", "up")
 		inNS(t, m.pod, "ip", "addr", "add", m.podIP+"/24", "dev", "eth0")
 		inNS(t, m.pod, "ip", "link", "set", "eth0", "up")
 		inNS(t, m.pod, "ip", "route", "add", "default", "via", gwIP)
 
-		m.podTh = enterNetns(t, m.pod)
+		m.podTh = netnstest.Enter(t, m.pod)
 		serveWho(t, m.podTh, "pod"+fmt.Sprint(i+1))
 	}
 	return router, ms
@@ -162,7 +164,7 @@ func wantRoutes(ip iproute, want ...string) func() error {
 	}
 }
 
-func wantAnswer(th *nsThread, ip, want string) func() error {
+func wantAnswer(th *netnstest.Thread, ip, want string) func() error {
 	return func() error {
 		got, err := ask(th, ip)
 		if err != nil {
@@ -176,7 +178,7 @@ func wantAnswer(th *nsThread, ip, want string) func() error {
 }
 
 func TestPodNetwork(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ip", "bridge", "nsenter")
 	_, ms := buildLab(t)
 	m1, m2, m3 := ms[0], ms[1], ms[2]
 
@@ -228,7 +230,7 @@ func TestPodNetwork(t *testing.T) {
 		eventually(t, "pod1 to pod3 (vxlan)", wantAnswer(m1.podTh, m3.podIP, "pod3 saw "+m1.podIP))
 		eventually(t, "pod3 to pod2 (vxlan)", wantAnswer(m3.podTh, m2.podIP, "pod2 saw "+m3.podIP))
 		// The node itself enters the overlay from its gateway address.
-		node1 := enterNetns(t, m1.ns)
+		node1 := netnstest.Enter(t, m1.ns)
 		eventually(t, "node m1 to pod3", wantAnswer(node1, m3.podIP, "pod3 saw 10.77.1.0"))
 	})
 

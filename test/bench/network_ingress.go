@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-sh/skiff/internal/netnstest"
 )
 
 // The ingress measurement: a real `skiff server` with its own agent and
@@ -153,7 +155,7 @@ func cleanupIngressAgent(e *env, dir string) error {
 		return err
 	}
 	table := "skiff_svc_" + benchBridge
-	if on, err := hostHasTable(ctx, table); err != nil {
+	if on, err := netnstest.HostHasTableContext(ctx, table); err != nil {
 		return err
 	} else if on {
 		return fmt.Errorf("agent cleanup left table ip %s in the host's ruleset", table)

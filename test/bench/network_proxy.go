@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/knftables"
 
+	"github.com/skiff-sh/skiff/internal/netnstest"
 	"github.com/skiff-sh/skiff/proxy"
 )
 
@@ -193,7 +194,7 @@ func proxyOnce(ctx context.Context, e *env, s *Server, n, changes int) (proxyRun
 	r.created = time.Since(t0)
 	e.progress("proxy: %d services and slices created in %.1f s", n, r.created.Seconds())
 
-	if on, err := hostHasTable(ctx, proxyTable); err != nil {
+	if on, err := netnstest.HostHasTableContext(ctx, proxyTable); err != nil {
 		return r, err
 	} else if on {
 		return r, fmt.Errorf("the host already has nftables table ip %s; refusing to measure next to it", proxyTable)
@@ -202,7 +203,7 @@ func proxyOnce(ctx context.Context, e *env, s *Server, n, changes int) (proxyRun
 	if err != nil {
 		return r, fmt.Errorf("proxy: %w", err)
 	}
-	defer th.close()
+	defer th.Close()
 	live := newLiveTracker()
 	defer live.stop()
 	nft, err := newNSNFT(th, proxyTable, live.committed)
@@ -292,7 +293,7 @@ func proxyOnce(ctx context.Context, e *env, s *Server, n, changes int) (proxyRun
 
 	// The table in the kernel has what the commits said: the last
 	// changes' endpoints, and a DNAT rule per endpoint.
-	out, err := th.output(ctx, "nft", "list", "table", "ip", proxyTable)
+	out, err := th.Output(ctx, "nft", "list", "table", "ip", proxyTable)
 	if err != nil {
 		return r, err
 	}
@@ -307,7 +308,7 @@ func proxyOnce(ctx context.Context, e *env, s *Server, n, changes int) (proxyRun
 	if r.dnatRules < 2*n {
 		return r, fmt.Errorf("listed table has %d dnat rules, want at least %d (2 per service)", r.dnatRules, 2*n)
 	}
-	if on, err := hostHasTable(ctx, proxyTable); err != nil {
+	if on, err := netnstest.HostHasTableContext(ctx, proxyTable); err != nil {
 		return r, err
 	} else if on {
 		return r, fmt.Errorf("table ip %s appeared in the host's ruleset", proxyTable)
