@@ -301,8 +301,13 @@ func (p *Proxier) Run(ctx context.Context) error {
 		case <-p.trigger:
 		case <-retry:
 		case <-periodic.C:
-			if mode == syncIncremental && (p.now().Sub(lastFull) >= p.cfg.FullSyncPeriod || !p.tableIntact(ctx)) {
-				mode = syncFull
+			if mode == syncIncremental {
+				switch {
+				case !p.tableIntact(ctx):
+					mode = syncRecreate // nothing of the old table to diff against
+				case p.now().Sub(lastFull) >= p.cfg.FullSyncPeriod:
+					mode = syncFull
+				}
 			}
 			periodic.Reset(p.cfg.SyncPeriod)
 		}

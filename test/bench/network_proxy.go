@@ -280,9 +280,15 @@ func proxyOnce(ctx context.Context, e *env, s *Server, n, changes int) (proxyRun
 		}
 	}
 
-	// At least one periodic full resync (every proxy.DefaultSyncPeriod).
+	// One full resync, for its cost. The scheduled ones are an hour apart
+	// (proxy.DefaultFullSyncPeriod), so the table is deleted behind the
+	// proxy's back: its next periodic check (every proxy.DefaultSyncPeriod)
+	// finds it gone and rewrites it whole.
 	if !poll.sawFull() {
-		e.progress("proxy: waiting for a periodic full resync")
+		e.progress("proxy: deleting the table to time a full resync")
+		if _, err := th.Output(ctx, "nft", "delete", "table", "ip", proxyTable); err != nil {
+			return r, err
+		}
 		if err := poll.waitFull(ctx, proxy.DefaultSyncPeriod+30*time.Second, bg); err != nil {
 			return r, err
 		}
