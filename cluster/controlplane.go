@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -48,6 +49,8 @@ type ComponentEnv struct {
 	// CA is the cluster CA with its key, for the components that sign
 	// (the CSR signer).
 	CA *pki.CA
+	// ServiceCIDR is where ClusterIPs come from.
+	ServiceCIDR netip.Prefix
 }
 
 // ElectedGroup is a set of components that act only while this server
@@ -73,7 +76,7 @@ type ControlPlaneTiming struct {
 //
 // The identity in the Lease is HOST:APIPORT_RANDOM, so an operator (and a
 // test) can tell which server leads.
-func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing ControlPlaneTiming, ca *pki.CA, apiPort int, log *slog.Logger) error {
+func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing ControlPlaneTiming, ca *pki.CA, serviceCIDR netip.Prefix, apiPort int, log *slog.Logger) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("%s: client: %w", g.Lease, err)
@@ -93,7 +96,7 @@ func runElected(ctx context.Context, cfg *rest.Config, g ElectedGroup, timing Co
 		RetryPeriod:   timing.RetryPeriod,
 		Log:           log,
 	}, func(lctx context.Context) {
-		env := ComponentEnv{Client: client, Metadata: meta, CACertPEM: ca.CertPEM, CA: ca}
+		env := ComponentEnv{Client: client, Metadata: meta, CACertPEM: ca.CertPEM, CA: ca, ServiceCIDR: serviceCIDR}
 		if err := runComponents(lctx, env, g.Components, log); err != nil {
 			log.Error("components failed", "err", err)
 		}

@@ -237,7 +237,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		cp.Add(1)
 		go func() {
 			defer cp.Done()
-			if err := runElected(ctx, rc, g, cfg.Election, ca, cfg.APIPort, log); err != nil {
+			if err := runElected(ctx, rc, g, cfg.Election, ca, serviceCIDR, cfg.APIPort, log); err != nil {
 				log.Error("control plane group stopped", "group", g.Lease, "err", err)
 			}
 		}()

@@ -116,7 +116,7 @@ func controllers(opts Options) []cluster.Component {
 			// The Service CIDR: no node may get a serving certificate for
 			// the API server's ClusterIP.
 			return csrsigner.New(env.Client, env.Factory, env.CA, csrsigner.Options{
-				Log: env.Log, ProtectedNetworks: []netip.Prefix{netip.MustParsePrefix("10.43.0.0/16")},
+				Log: env.Log, ProtectedNetworks: []netip.Prefix{env.ServiceCIDR},
 			})
 		}},
 		{Name: "persistentvolume-binder", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
