@@ -60,20 +60,14 @@ func plan(tx *knftables.Transaction, mode syncMode, prev, want *ruleset, existin
 
 	// 1. Definitions of objects not known to exist ("add" is idempotent, so
 	// a full sync simply adds everything).
-	for _, name := range sortedKeys(want.sets) {
-		if prev == nil || prev.sets[name] == nil {
-			tx.Add(setObject(want.sets[name]))
-		}
+	for _, name := range keysWhere(want.sets, func(n string, _ *setSpec) bool { return prev == nil || prev.sets[n] == nil }) {
+		tx.Add(setObject(want.sets[name]))
 	}
-	for _, name := range sortedKeys(want.maps) {
-		if prev == nil || prev.maps[name] == nil {
-			tx.Add(&knftables.Map{Name: name, Type: want.maps[name].typ})
-		}
+	for _, name := range keysWhere(want.maps, func(n string, _ *mapSpec) bool { return prev == nil || prev.maps[n] == nil }) {
+		tx.Add(&knftables.Map{Name: name, Type: want.maps[name].typ})
 	}
-	for _, name := range sortedKeys(want.chains) {
-		if prev == nil || prev.chains[name] == nil {
-			tx.Add(chainObject(want.chains[name]))
-		}
+	for _, name := range keysWhere(want.chains, func(n string, _ *chainSpec) bool { return prev == nil || prev.chains[n] == nil }) {
+		tx.Add(chainObject(want.chains[name]))
 	}
 
 	// 2. Removal of stale elements, and flushes.
@@ -94,30 +88,30 @@ func plan(tx *knftables.Transaction, mode syncMode, prev, want *ruleset, existin
 	} else {
 		for _, name := range sortedKeys(want.maps) {
 			if old := prev.maps[name]; old != nil {
-				for _, k := range sortedKeys(old.elems) {
-					if e, ok := want.maps[name].elems[k]; !ok || !slices.Equal(e.value, old.elems[k].value) {
-						tx.Delete(&knftables.Element{Map: name, Key: old.elems[k].key})
-					}
+				cur := want.maps[name].elems
+				for _, k := range keysWhere(old.elems, func(k string, oe element) bool {
+					e, ok := cur[k]
+					return !ok || !slices.Equal(e.value, oe.value)
+				}) {
+					tx.Delete(&knftables.Element{Map: name, Key: old.elems[k].key})
 				}
 			}
 		}
 		for _, name := range sortedKeys(want.sets) {
 			if old := prev.sets[name]; old != nil && !old.dynamic {
-				for _, k := range sortedKeys(old.elems) {
-					if _, ok := want.sets[name].elems[k]; !ok {
-						tx.Delete(&knftables.Element{Set: name, Key: old.elems[k].key})
-					}
+				cur := want.sets[name].elems
+				for _, k := range keysWhere(old.elems, func(k string, _ element) bool { _, ok := cur[k]; return !ok }) {
+					tx.Delete(&knftables.Element{Set: name, Key: old.elems[k].key})
 				}
 			}
 		}
-		for _, name := range sortedKeys(want.chains) {
-			old := prev.chains[name]
-			switch {
-			case old == nil:
-				rewrite = append(rewrite, name)
-			case !slices.Equal(old.rules, want.chains[name].rules):
+		rewrite = keysWhere(want.chains, func(n string, c *chainSpec) bool {
+			old := prev.chains[n]
+			return old == nil || !slices.Equal(old.rules, c.rules)
+		})
+		for _, name := range rewrite {
+			if prev.chains[name] != nil {
 				tx.Flush(&knftables.Chain{Name: name})
-				rewrite = append(rewrite, name)
 			}
 		}
 	}
@@ -133,13 +127,14 @@ func plan(tx *knftables.Transaction, mode syncMode, prev, want *ruleset, existin
 		if prev != nil {
 			old = prev.maps[name]
 		}
-		for _, k := range sortedKeys(m.elems) {
-			e := m.elems[k]
+		for _, k := range keysWhere(m.elems, func(k string, e element) bool {
+			oe, ok := element{}, false
 			if old != nil {
-				if oe, ok := old.elems[k]; ok && slices.Equal(oe.value, e.value) {
-					continue
-				}
+				oe, ok = old.elems[k]
 			}
+			return !ok || !slices.Equal(oe.value, e.value)
+		}) {
+			e := m.elems[k]
 			tx.Add(&knftables.Element{Map: name, Key: e.key, Value: e.value})
 		}
 	}
@@ -152,12 +147,13 @@ func plan(tx *knftables.Transaction, mode syncMode, prev, want *ruleset, existin
 		if prev != nil {
 			old = prev.sets[name]
 		}
-		for _, k := range sortedKeys(s.elems) {
-			if old != nil {
-				if _, ok := old.elems[k]; ok {
-					continue
-				}
+		for _, k := range keysWhere(s.elems, func(k string, _ element) bool {
+			if old == nil {
+				return true
 			}
+			_, ok := old.elems[k]
+			return !ok
+		}) {
 			tx.Add(&knftables.Element{Set: name, Key: s.elems[k].key})
 		}
 	}
@@ -183,21 +179,9 @@ func plan(tx *knftables.Transaction, mode syncMode, prev, want *ruleset, existin
 // table (full) that want does not have.
 func stale(mode syncMode, prev, want *ruleset, existing map[string][]string) (chains, sets, maps []string) {
 	if mode == syncIncremental {
-		for _, n := range sortedKeys(prev.chains) {
-			if want.chains[n] == nil {
-				chains = append(chains, n)
-			}
-		}
-		for _, n := range sortedKeys(prev.sets) {
-			if want.sets[n] == nil {
-				sets = append(sets, n)
-			}
-		}
-		for _, n := range sortedKeys(prev.maps) {
-			if want.maps[n] == nil {
-				maps = append(maps, n)
-			}
-		}
+		chains = keysWhere(prev.chains, func(n string, _ *chainSpec) bool { return want.chains[n] == nil })
+		sets = keysWhere(prev.sets, func(n string, _ *setSpec) bool { return want.sets[n] == nil })
+		maps = keysWhere(prev.maps, func(n string, _ *mapSpec) bool { return want.maps[n] == nil })
 		return chains, sets, maps
 	}
 	pick := func(kind string, has func(string) bool) []string {
@@ -235,3 +219,16 @@ func setObject(s *setSpec) *knftables.Set {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// keysWhere returns the sorted keys of m whose entries keep accepts: an
+// incremental sync sorts only what changed, not the whole table's names.
+func keysWhere[V any](m map[string]V, keep func(string, V) bool) []string {
+	var out []string
+	for k, v := range m {
+		if keep(k, v) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
