@@ -227,7 +227,13 @@ func testClusterIP(t *testing.T, c *cluster) {
 	c.demoApp(t, ns, "web", 3)
 	vip := c.clusterIP(t, ns, "web")
 
-	// From the node: new connections spread over the three replicas.
+	// From the node: new connections spread over the three replicas, once
+	// the proxy has all three.
+	waitEndpoints(t, c, ns, "web", 3)
+	if _, err := pollGetPod("http://"+vip+"/", "", 10*time.Second); err != nil {
+		t.Fatalf("GET http://%s/ from the node: %v", vip, err)
+	}
+	time.Sleep(300 * time.Millisecond) // the proxy batches changes for 100 ms
 	seen := map[string]int{}
 	for i := 0; i < 60; i++ {
 		pod, err := getPod("http://"+vip+"/", "")
@@ -334,8 +340,9 @@ func testDeletedPodLeaves(t *testing.T, c *cluster) {
 	c.waitPod(t, ns, "stay", 60*time.Second, "ready", ready)
 	vip := c.clusterIP(t, ns, "rot")
 	// Both pods are in rotation first.
+	waitEndpoints(t, c, ns, "rot", 2)
 	seen := map[string]bool{}
-	for i := 0; i < 100 && len(seen) < 2; i++ {
+	for deadline := time.Now().Add(10 * time.Second); len(seen) < 2 && time.Now().Before(deadline); {
 		if pod, err := getPod("http://"+vip+"/", ""); err == nil {
 			seen[pod] = true
 		}
