@@ -1,9 +1,11 @@
-// Package why answers "why is my pod not running?". Explain is pure: it
-// takes a pod, the node it is bound to (if any), the pod's events and the
-// current time, and returns findings a person can act on, most important
-// first. The `skiff why` command gathers those inputs through the API.
+// Package why answers "why is my pod not running?" and "why does my
+// Service not answer?". Explain and ExplainService are pure: they take the
+// object, what it depends on (a pod's node and events; a Service's pods,
+// EndpointSlices and NetworkPolicies) and the current time, and return
+// findings a person can act on, most important first. The `skiff why`
+// command gathers those inputs through the API.
 //
-// The questions it walks through, in order:
+// For a pod, the questions it walks through, in order:
 //
 //	being deleted?            deletion timestamp and grace period
 //	finished?                 Succeeded/Failed, with exit codes
@@ -13,6 +15,18 @@
 //	containers waiting?       image pulls, crash loops, init containers
 //	running but not ready?    readiness probe failures
 //	otherwise                 running and ready
+//
+// For a Service (service.go):
+//
+//	what kind?                ExternalName (DNS only), headless
+//	ready endpoints?          the EndpointSlices' ready/serving/terminating
+//	                          counts; none means connections are rejected
+//	why not?                  no selector and no slices, a selector that
+//	                          matches nothing (with likely typos), pods not
+//	                          ready, a named targetPort the pods lack
+//	from outside?             LoadBalancer address or class, node ports,
+//	                          Local traffic policies and their nodes
+//	fenced off?               NetworkPolicies selecting the pods for ingress
 package why
 
 import (
@@ -35,10 +49,15 @@ type Finding struct {
 	Details []string
 }
 
-// Report is the answer for one pod.
+// Report is the answer for one pod or Service.
 type Report struct {
+	// Pod is the pod's namespace/name (Explain).
 	Pod string
-	// OK is true when the pod is running and ready, or finished well.
+	// Subject, when set, is what Format names in its header, e.g.
+	// "service shop/web"; otherwise the header names the pod.
+	Subject string
+	// OK is true when the pod is running and ready, or finished well (or,
+	// for a Service, when nothing keeps clients from a ready endpoint).
 	OK       bool
 	Findings []Finding
 }
@@ -306,7 +325,11 @@ func nodeReady(n *corev1.Node) *corev1.NodeCondition {
 // Format renders a report as text.
 func Format(r Report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "pod %s:\n", r.Pod)
+	subject := r.Subject
+	if subject == "" {
+		subject = "pod " + r.Pod
+	}
+	fmt.Fprintf(&b, "%s:\n", subject)
 	for _, f := range r.Findings {
 		fmt.Fprintf(&b, "  - %s\n", f.Summary)
 		for _, d := range f.Details {

@@ -10,9 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -23,16 +26,20 @@ import (
 const maxExplained = 5
 
 // whyCommand answers "why is my pod not running?" for a pod or for the
-// pods of a workload.
+// pods of a workload, and "why does my Service not answer?" for a Service.
 func whyCommand() *cobra.Command {
 	var namespace, kubeconfig string
 	c := &cobra.Command{
 		Use:   "why [TYPE/]NAME",
-		Short: "Explain why a pod (or a workload's pods) is not running",
+		Short: "Explain why a pod (or a workload's pods) is not running, or why a Service does not answer",
 		Long: "Explain why a pod is not running or not ready: scheduling (with the reasons per node),\n" +
 			"node health, containers waiting or crashing, readiness, deletion, and recent warnings.\n" +
-			"TYPE is pod (the default), deployment, replicaset, statefulset, daemonset or job.",
-		Example: "  skiff why web-7bfb4bc78d-747lr\n  skiff why deployment/web -n shop",
+			"TYPE is pod (the default), deployment, replicaset, statefulset, daemonset or job.\n\n" +
+			"For service/NAME (or svc/NAME) it explains why a Service does not answer: ExternalName\n" +
+			"and headless Services, its ready endpoints, a selector that matches no pod, pods that\n" +
+			"are not ready, named target ports the pods lack, LoadBalancer addresses, node ports,\n" +
+			"Local traffic policies and the NetworkPolicies in front of its pods.",
+		Example: "  skiff why web-7bfb4bc78d-747lr\n  skiff why deployment/web -n shop\n  skiff why svc/web -n shop",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, ns, err := whyClient(kubeconfig, namespace)
@@ -41,6 +48,14 @@ func whyCommand() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
+			if kind, name, ok := strings.Cut(args[0], "/"); ok && isServiceKind(kind) {
+				r, err := explainService(ctx, client, ns, name)
+				if err != nil {
+					return err
+				}
+				fmt.Print(why.Format(r))
+				return nil
+			}
 			pods, err := podsOf(ctx, client, ns, args[0])
 			if err != nil {
 				return err
@@ -137,7 +152,7 @@ func podsOf(ctx context.Context, client kubernetes.Interface, ns, ref string) ([
 		}
 		selector = j.Spec.Selector
 	default:
-		return nil, fmt.Errorf("skiff why: %q is not a type it knows (pod, deployment, replicaset, statefulset, daemonset, job)", kind)
+		return nil, fmt.Errorf("skiff why: %q is not a type it knows (pod, deployment, replicaset, statefulset, daemonset, job, service)", kind)
 	}
 	sel, err := metav1.LabelSelectorAsSelector(selector)
 	if err != nil {
@@ -171,4 +186,38 @@ func explainPod(ctx context.Context, client kubernetes.Interface, p *corev1.Pod)
 		events = evs.Items
 	}
 	return why.Explain(p, node, events, time.Now())
+}
+
+func isServiceKind(kind string) bool {
+	switch strings.ToLower(kind) {
+	case "service", "services", "svc":
+		return true
+	}
+	return false
+}
+
+// explainService reads the Service, the pods and NetworkPolicies of its
+// namespace and its EndpointSlices, and explains it.
+func explainService(ctx context.Context, client kubernetes.Interface, ns, name string) (why.Report, error) {
+	svc, err := client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return why.Report{}, fmt.Errorf("reading service %s/%s: %w", ns, name, err)
+	}
+	pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return why.Report{}, fmt.Errorf("listing pods in %s: %w", ns, err)
+	}
+	slices, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{discoveryv1.LabelServiceName: name}.String(),
+	})
+	if err != nil {
+		return why.Report{}, fmt.Errorf("listing EndpointSlices of service %s/%s: %w", ns, name, err)
+	}
+	var policies []networkingv1.NetworkPolicy
+	if list, err := client.NetworkingV1().NetworkPolicies(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		policies = list.Items
+	} else {
+		fmt.Fprintf(os.Stderr, "skiff why: listing NetworkPolicies in %s (left out): %v\n", ns, err)
+	}
+	return why.ExplainService(svc, pods.Items, slices.Items, policies, time.Now()), nil
 }

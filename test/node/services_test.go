@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,37 @@ func TestServices(t *testing.T) {
 	t.Run("ZeroDowntimeRollout", func(t *testing.T) { testZeroDowntimeRollout(t, c) })
 	t.Run("NetworkPolicy", func(t *testing.T) { testNetworkPolicy(t, c) })
 	t.Run("UDPEndpointLeaves", func(t *testing.T) { testUDPEndpointLeaves(t, c) })
+	t.Run("Why", func(t *testing.T) { testWhyService(t, c) })
+}
+
+// testWhyService: `skiff why service/NAME` says a working Service has ready
+// endpoints and points at the typo in a broken one's selector.
+func testWhyService(t *testing.T, c *cluster) {
+	ns := c.namespace(t, "whysvc")
+	c.demoApp(t, ns, "web", 1)
+	typo := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "typo"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "wbe"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}},
+	}
+	if _, err := c.client.CoreV1().Services(ns).Create(context.Background(), typo, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEndpoints(t, c, ns, "web", 1)
+	why := func(ref string) string {
+		cmd := exec.Command(framework.Binary(t), "why", ref, "-n", ns, "--kubeconfig", c.srv.Kubeconfig)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("skiff why %s: %v\n%s", ref, err, out)
+		}
+		return string(out)
+	}
+	if out := why("svc/web"); !strings.Contains(out, "1 ready endpoint") {
+		t.Errorf("skiff why svc/web:\n%s", out)
+	}
+	if out := why("service/typo"); !strings.Contains(out, "matches no pod") || !strings.Contains(out, "app=web") {
+		t.Errorf("skiff why service/typo does not point at the selector:\n%s", out)
+	}
 }
 
 // testUDPEndpointLeaves: a UDP client that keeps its socket (one conntrack
