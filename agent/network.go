@@ -98,9 +98,9 @@ func enableForwarding() error {
 }
 
 // startServiceNetwork starts the node's part of service networking on one
-// informer factory: the service proxy, the cluster DNS server on the
-// bridge gateway with its kube-dns endpoint, and the ingress controller
-// when enabled, and NetworkPolicy enforcement.
+// informer factory: routes to the other nodes' pods, the service proxy,
+// NetworkPolicy enforcement, the cluster DNS server on the bridge gateway
+// with its kube-dns endpoint, and the ingress controller when enabled.
 func startServiceNetwork(ctx context.Context, cfg Config, client kubernetes.Interface, node *corev1.Node, ip netip.Addr, podCIDR, clusterCIDR netip.Prefix, gw netip.Addr, goRun func(string, func(context.Context) error)) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes()
