@@ -86,12 +86,11 @@ type Config struct {
 	Bridge string
 	// ManifestsDir holds static pod manifests (default DataDir/manifests).
 	ManifestsDir string
-	// IngressHTTP and IngressHTTPS are where the built-in ingress
-	// controller listens (":80", ":443" when Ingress is set); IngressStatus
-	// makes this agent the one that writes Ingress status and events.
+	// Ingress runs the built-in ingress controller, listening on
+	// IngressHTTP and IngressHTTPS (":80", ":443"); it routes only: the
+	// controller manager writes Ingress status and events.
 	Ingress                   bool
 	IngressHTTP, IngressHTTPS string
-	IngressStatus             bool
 	// ImageDirs are more directories of image archives imported at start
 	// (the server's DATA_DIR/images for its own agent).
 	ImageDirs []string

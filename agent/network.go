@@ -11,10 +11,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 
 	"github.com/skiff-sh/skiff/agent/routes"
 	"github.com/skiff-sh/skiff/clusterdns"
@@ -103,8 +101,6 @@ func enableForwarding() error {
 // with its kube-dns endpoint, and the ingress controller when enabled.
 func startServiceNetwork(ctx context.Context, cfg Config, client kubernetes.Interface, node *corev1.Node, ip netip.Addr, podCIDR, clusterCIDR netip.Prefix, gw netip.Addr, goRun func(string, func(context.Context) error)) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
-	nodes := factory.Core().V1().Nodes()
-	nodes.Informer() // registered before any Start
 
 	rs, err := routes.New(factory, routesConfig(cfg, ip, clusterCIDR))
 	if err != nil {
@@ -133,11 +129,6 @@ func startServiceNetwork(ctx context.Context, cfg Config, client kubernetes.Inte
 	}
 	var ic *ingress.Controller
 	if cfg.Ingress {
-		if cfg.IngressStatus {
-			if err := ingress.EnsureIngressClass(ctx, client); err != nil {
-				return fmt.Errorf("ingress class: %w", err)
-			}
-		}
 		httpAddr, httpsAddr := cfg.IngressHTTP, cfg.IngressHTTPS
 		if httpAddr == "" {
 			httpAddr = ":80"
@@ -145,13 +136,7 @@ func startServiceNetwork(ctx context.Context, cfg Config, client kubernetes.Inte
 		if httpsAddr == "" {
 			httpsAddr = ":443"
 		}
-		lister := nodes.Lister()
-		ic, err = ingress.New(client, factory, ingress.Config{
-			HTTPAddr: httpAddr, HTTPSAddr: httpsAddr,
-			NodeAddresses: func() []string { return nodeAddresses(lister, ip) },
-			UpdateStatus:  cfg.IngressStatus,
-			Log:           cfg.Log,
-		})
+		ic, err = ingress.New(client, factory, ingress.Config{HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, Log: cfg.Log})
 		if err != nil {
 			return fmt.Errorf("ingress: %w", err)
 		}
@@ -168,19 +153,4 @@ func startServiceNetwork(ctx context.Context, cfg Config, client kubernetes.Inte
 	}
 	factory.Start(ctx.Done())
 	return nil
-}
-
-// nodeAddresses are the addresses the cluster's ingress and load balancers
-// are reached on: every Ready node's, or this node's until the node cache
-// has them.
-func nodeAddresses(lister corelisters.NodeLister, self netip.Addr) []string {
-	nodes, _ := lister.List(labels.Everything())
-	var out []string
-	for _, ing := range proxy.LoadBalancerIngress(nodes) {
-		out = append(out, ing.IP)
-	}
-	if len(out) == 0 {
-		out = []string{self.String()}
-	}
-	return out
 }

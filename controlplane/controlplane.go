@@ -27,6 +27,7 @@ import (
 	"github.com/skiff-sh/skiff/controllers/servicelb"
 	"github.com/skiff-sh/skiff/controllers/statefulset"
 	"github.com/skiff-sh/skiff/controllers/volumebinding"
+	"github.com/skiff-sh/skiff/ingress"
 	"github.com/skiff-sh/skiff/scheduler"
 )
 
@@ -130,6 +131,9 @@ func controllers(opts Options) []cluster.Component {
 		}},
 		{Name: "endpoints", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return endpoints.New(env.Client, env.Factory, endpoints.Options{Log: env.Log})
+		}},
+		{Name: "ingress-status", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
+			return ingress.NewStatusWriter(env.Client, env.Factory, env.Log)
 		}},
 		{Name: "servicelb", Build: func(env cluster.ComponentEnv) (cluster.Runnable, error) {
 			return servicelb.New(env.Client, env.Factory, servicelb.Options{Log: env.Log})

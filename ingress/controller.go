@@ -45,6 +45,10 @@ type Config struct {
 	// Ingress status and reports the Warning events about bad Ingresses.
 	// Every instance logs the problems and routes regardless.
 	UpdateStatus bool
+	// StatusOnly opens no listener and serves nothing: the instance only
+	// writes status and events (with UpdateStatus), as the controller
+	// manager's copy does for the whole cluster.
+	StatusOnly bool
 	// Log receives the controller's logs; nil discards them.
 	Log *slog.Logger
 }
@@ -138,6 +142,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	if err := c.registerInformers(); err != nil {
 		return nil, err
 	}
+	if cfg.StatusOnly {
+		return c, nil
+	}
 	if c.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("ingress: listen http: %w", err)
 	}
@@ -155,7 +162,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	return c, nil
 }
 
-// Addrs returns the addresses the HTTP and HTTPS listeners are bound to.
+// Addrs returns the addresses the HTTP and HTTPS listeners are bound to
+// (not for a StatusOnly controller, which has none).
 func (c *Controller) Addrs() (http, https net.Addr) {
 	return c.httpLn.Addr(), c.httpsLn.Addr()
 }
@@ -262,10 +270,12 @@ func (c *Controller) markDirty() {
 // requests in flight) and returns nil. It returns an error when the
 // informers never sync or a listener fails.
 func (c *Controller) Run(ctx context.Context) error {
-	defer func() {
-		_ = c.httpLn.Close()
-		_ = c.httpsLn.Close()
-	}()
+	if !c.cfg.StatusOnly {
+		defer func() {
+			_ = c.httpLn.Close()
+			_ = c.httpsLn.Close()
+		}()
+	}
 	c.factory.Start(ctx.Done())
 	inner, cancel := context.WithCancel(ctx)
 	defer c.secretsFactory.Shutdown()
@@ -281,6 +291,12 @@ func (c *Controller) Run(ctx context.Context) error {
 		wg.Go(func() { _ = c.events.Start(inner) })
 	}
 	c.rebuild(inner)
+	if c.cfg.StatusOnly {
+		c.log.Info("ingress: writing status and events", "class", c.cfg.ClassName)
+		err := c.loop(inner, nil)
+		cancel()
+		return err
+	}
 
 	errLog := slog.NewLogLogger(c.log.Handler(), slog.LevelDebug)
 	plain := &http.Server{Handler: c.handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
@@ -299,31 +315,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	wg.Go(func() { errc <- secure.ServeTLS(c.httpsLn, "", "") })
 	c.log.Info("ingress: serving", "http", c.httpLn.Addr().String(), "https", c.httpsLn.Addr().String(), "class", c.cfg.ClassName)
 
-	var failed error
-	tick := time.NewTicker(statusResync)
-	defer tick.Stop()
-loop:
-	for {
-		select {
-		case <-inner.Done():
-			break loop
-		case err := <-errc:
-			if !errors.Is(err, http.ErrServerClosed) {
-				failed = fmt.Errorf("ingress: server: %w", err)
-			}
-			break loop
-		case <-c.dirty:
-			c.rebuild(inner)
-			select {
-			case <-inner.Done():
-			case <-time.After(minRebuildInterval):
-			}
-		case <-tick.C:
-			if t := c.table.Load(); t != nil && c.cfg.UpdateStatus {
-				c.syncStatus(inner, t)
-			}
-		}
-	}
+	failed := c.loop(inner, errc)
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer scancel()
 	_ = plain.Shutdown(sctx)
@@ -331,6 +323,34 @@ loop:
 	c.transport.CloseIdleConnections()
 	cancel()
 	return failed
+}
+
+// loop rebuilds the table on changes and rewrites status periodically until
+// ctx ends or a server fails (errc; nil when there are no servers).
+func (c *Controller) loop(ctx context.Context, errc <-chan error) error {
+	tick := time.NewTicker(statusResync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("ingress: server: %w", err)
+			}
+			return nil
+		case <-c.dirty:
+			c.rebuild(ctx)
+			select {
+			case <-ctx.Done():
+			case <-time.After(minRebuildInterval):
+			}
+		case <-tick.C:
+			if t := c.table.Load(); t != nil && c.cfg.UpdateStatus {
+				c.syncStatus(ctx, t)
+			}
+		}
+	}
 }
 
 // getCertificate picks the certificate by SNI, or the self-signed one.

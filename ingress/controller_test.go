@@ -588,3 +588,63 @@ func TestNewListenError(t *testing.T) {
 		t.Errorf("New on a used port: %v, want a listen error", err)
 	}
 }
+
+// TestStatusWriter: the controller manager's copy opens no listener, makes
+// the default IngressClass, and writes status (the Ready nodes' addresses)
+// and Warning events.
+func TestStatusWriter(t *testing.T) {
+	client := fake.NewClientset()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1"},
+		Status: corev1.NodeStatus{
+			Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.21"}},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+		},
+	}
+	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewStatusWriter(client, factory, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.c.httpLn != nil || w.c.httpsLn != nil {
+		t.Fatal("the status writer opened listeners")
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	}()
+	if _, err := client.NetworkingV1().Ingresses("ns").Create(ctx, mkIngress("ns", "web", 0, withRule("app.test", prefix("/", "missing"))), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "class, status and event", func() error {
+		if _, err := client.NetworkingV1().IngressClasses().Get(ctx, DefaultClassName, metav1.GetOptions{}); err != nil {
+			return err
+		}
+		ing, err := client.NetworkingV1().Ingresses("ns").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if want := []networkingv1.IngressLoadBalancerIngress{{IP: "192.0.2.21"}}; !sameAddresses(ing.Status.LoadBalancer.Ingress, want) {
+			return fmt.Errorf("status %+v", ing.Status.LoadBalancer.Ingress)
+		}
+		evs, err := client.CoreV1().Events("ns").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == ReasonServiceNotFound {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event among %d", ReasonServiceNotFound, len(evs.Items))
+	})
+}

@@ -20,6 +20,10 @@
 // changes and swaps it in atomically, so a request costs a couple of map
 // lookups and no locks.
 //
+// One more copy runs in the controller manager (StatusWriter, StatusOnly):
+// it serves nothing, and is the cluster's one writer of Ingress status
+// (the Ready nodes' addresses) and of the Warning events about Problems.
+//
 // Traffic goes straight to the ready endpoints of the EndpointSlices,
 // round-robin, not through ClusterIPs. Canary Ingresses follow
 // ingress-nginx's annotations (nginx.ingress.kubernetes.io/canary,

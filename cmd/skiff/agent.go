@@ -152,7 +152,6 @@ func runLocalAgent(ctx context.Context, srv cluster.ServerConfig, info cluster.R
 	cfg.Credentials = &agent.Credentials{Kubeconfig: creds.Kubeconfig, ServingCert: creds.ServingCert, ServingKey: creds.ServingKey, CACertPEM: creds.CACertPEM}
 	cfg.Labels = map[string]string{"node-role.kubernetes.io/control-plane": "true"}
 	cfg.ImageDirs = []string{filepath.Join(srv.DataDir, "images")}
-	cfg.IngressStatus = true // the server's own agent writes Ingress status
 	cfg.Ready = func(node string, elapsed time.Duration) {
 		fmt.Fprintf(os.Stderr, "Node %s is Ready (%s after the agent started).\n", node, elapsed.Round(time.Millisecond))
 	}

@@ -44,7 +44,8 @@ type NodeOptions struct {
 	// Log, when set, receives the agent's logs.
 	Log io.Writer
 	// Ingress runs the built-in ingress controller on free loopback ports
-	// (Node.IngressHTTP, Node.IngressHTTPS), writing Ingress status.
+	// (Node.IngressHTTP, Node.IngressHTTPS); the server's controller
+	// manager writes Ingress status.
 	Ingress bool
 	// DNSUpstreams are the resolvers the node's cluster DNS forwards to
 	// (default: the host's).
@@ -120,7 +121,7 @@ func (n *Node) start() {
 		if n.IngressHTTP == "" {
 			n.IngressHTTP, n.IngressHTTPS = freeAddr(n.t), freeAddr(n.t)
 		}
-		cfg.Ingress, cfg.IngressStatus = true, true
+		cfg.Ingress = true
 		cfg.IngressHTTP, cfg.IngressHTTPS = n.IngressHTTP, n.IngressHTTPS
 	}
 	n.runner.start(n.t, "agent "+n.Name, 120*time.Second, func(ctx context.Context, ready func()) error {
