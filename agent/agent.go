@@ -533,10 +533,13 @@ func (s *imageSet) add(names ...string) {
 	}
 }
 
+// has reports whether ref is a local image: imported at start, or one of
+// the builtins (which, when the runtime lacks it, is built and imported
+// again rather than pulled from a registry that never had it).
 func (s *imageSet) has(ref string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.names[ref] || s.names[images.NormalizeRef(ref)]
+	return s.names[ref] || s.names[images.NormalizeRef(ref)] || images.Builtin(ref)
 }
 
 // cgroupRoot is the cgroup parent of all of a node's pods.

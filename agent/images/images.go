@@ -29,6 +29,16 @@ const (
 	DemoImageLatest = "skiff.local/demo:latest"
 )
 
+// Builtin reports whether ref names one of the images EnsureBuiltins
+// makes, whichever way it is spelt ("busybox", "docker.io/library/busybox").
+func Builtin(ref string) bool {
+	switch NormalizeRef(ref) {
+	case PauseImage, BusyboxImage, NginxImage, DemoImage, DemoImageLatest:
+		return true
+	}
+	return false
+}
+
 // Host files the stand-in images are made from (Debian's busybox-static
 // and nginx-light packages).
 var (

@@ -350,3 +350,15 @@ func unpack(a archive, dir string) error {
 	}
 	return nil
 }
+
+func TestBuiltin(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"busybox": true, "docker.io/library/busybox:latest": true, "nginx:latest": true,
+		"skiff.local/demo:1": true, "skiff.local/demo": true, PauseImage: true,
+		"busybox:1.36": false, "example.com/busybox": false, "skiff.local/other:1": false,
+	} {
+		if got := Builtin(ref); got != want {
+			t.Errorf("Builtin(%q) = %v, want %v", ref, got, want)
+		}
+	}
+}

@@ -33,6 +33,9 @@ type Node struct {
 	Bridge string
 	srv    *Server
 	opts   NodeOptions
+	// logTail keeps the end of the agent's log (when NodeOptions.Log is
+	// not set), shown when the test fails.
+	logTail tailBuffer
 
 	runner
 }
@@ -102,7 +105,7 @@ func (n *Node) start() {
 	}
 	logw := n.opts.Log
 	if logw == nil {
-		logw = io.Discard
+		logw = &n.logTail
 	}
 	cfg := agent.Config{
 		DataDir:      n.DataDir,
@@ -144,6 +147,9 @@ func (n *Node) Restart() {
 // sandboxes, volumes, and its data dir.
 func (n *Node) Remove() {
 	n.Stop()
+	if n.t.Failed() && n.opts.Log == nil {
+		n.t.Logf("framework: the end of node %s's agent log:\n%s", n.Name, n.logTail.String())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := agent.Cleanup(ctx, agent.Config{DataDir: n.DataDir, NodeName: n.Name, Bridge: n.Bridge, ClusterCIDR: n.srv.opts.Network.PodCIDR, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
@@ -218,4 +224,31 @@ func freeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// tailBuffer keeps the last tailSize bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailSize = 16 << 10
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > 2*tailSize {
+		b.buf = append(b.buf[:0], b.buf[len(b.buf)-tailSize:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.buf) > tailSize {
+		return string(b.buf[len(b.buf)-tailSize:])
+	}
+	return string(b.buf)
 }
