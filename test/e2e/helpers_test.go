@@ -294,6 +294,26 @@ func (s *stream) waitFor(t *testing.T, what string, timeout time.Duration, match
 	}
 }
 
+// tryFor is waitFor without failing: it reports whether a line matched
+// within timeout.
+func (s *stream) tryFor(timeout time.Duration, match func(line string) bool) bool {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, open := <-s.lines:
+			if !open {
+				return false
+			}
+			s.seen = append(s.seen, line)
+			if match(line) {
+				return true
+			}
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 // wantContains fails the test unless s contains every one of subs.
 func wantContains(t *testing.T, s string, subs ...string) {
 	t.Helper()
