@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // This file holds what the three service-networking measurements (proxy,
@@ -164,4 +165,30 @@ func (b *background) stopped(what string) error {
 		return fmt.Errorf("%s stopped", what)
 	}
 	return fmt.Errorf("%s stopped: %w", what, b.err)
+}
+
+// loadRun is what one load (of DNS queries, of HTTP requests) measured.
+type loadRun struct {
+	wall      time.Duration
+	latencies []time.Duration // of the correct answers
+}
+
+// finishLoad gathers the latencies the workers of a load recorded, and
+// fails it when anything went wrong: parent ended, some of what (queries,
+// requests) failed, or nothing was answered.
+func finishLoad(parent context.Context, start time.Time, perWorker [][]time.Duration, failures *errorTail, what string) (loadRun, error) {
+	res := loadRun{wall: time.Since(start)}
+	for _, l := range perWorker {
+		res.latencies = append(res.latencies, l...)
+	}
+	if parent.Err() != nil {
+		return res, parent.Err()
+	}
+	if failures.count > 0 {
+		return res, fmt.Errorf("%d of %d %s failed: %s", failures.count, failures.count+len(res.latencies), what, failures.String())
+	}
+	if len(res.latencies) == 0 {
+		return res, fmt.Errorf("no %s answered", strings.TrimSuffix(what, "s"))
+	}
+	return res, nil
 }

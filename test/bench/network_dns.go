@@ -244,16 +244,10 @@ func waitDNSReady(ctx context.Context, addr string, bg *background) error {
 	}
 }
 
-// dnsRun is what one load of one kind of query measured.
-type dnsRun struct {
-	wall      time.Duration
-	latencies []time.Duration // of the correct answers
-}
-
 // dnsLoad runs clients concurrent UDP clients against addr for d, each
 // asking query(worker, seq) with one query in flight. A timeout or a
 // wrong answer is an error: on loopback there should be none.
-func dnsLoad(ctx context.Context, addr string, clients int, d time.Duration, query func(worker, seq int) (string, int)) (dnsRun, error) {
+func dnsLoad(ctx context.Context, addr string, clients int, d time.Duration, query func(worker, seq int) (string, int)) (loadRun, error) {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -271,7 +265,7 @@ func dnsLoad(ctx context.Context, addr string, clients int, d time.Duration, que
 			for _, cn := range conns[:i] {
 				cn.Close()
 			}
-			return dnsRun{}, fmt.Errorf("dial %s: %w", addr, err)
+			return loadRun{}, fmt.Errorf("dial %s: %w", addr, err)
 		}
 		conns[i] = conn
 	}
@@ -304,18 +298,5 @@ func dnsLoad(ctx context.Context, addr string, clients int, d time.Duration, que
 		})
 	}
 	wg.Wait()
-	res := dnsRun{wall: time.Since(start)}
-	for _, l := range lats {
-		res.latencies = append(res.latencies, l...)
-	}
-	if parent.Err() != nil {
-		return res, parent.Err()
-	}
-	if failures.count > 0 {
-		return res, fmt.Errorf("%d of %d queries failed: %s", failures.count, failures.count+len(res.latencies), failures.String())
-	}
-	if len(res.latencies) == 0 {
-		return res, errors.New("no query answered")
-	}
-	return res, nil
+	return finishLoad(parent, start, lats, &failures, "queries")
 }

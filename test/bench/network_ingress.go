@@ -285,16 +285,10 @@ func waitHTTP(ctx context.Context, url, host string, timeout time.Duration) erro
 	}
 }
 
-// httpRun is what one HTTP load measured.
-type httpRun struct {
-	wall      time.Duration
-	latencies []time.Duration // of the 200 answers
-}
-
 // httpLoad runs clients keep-alive clients for d, client i sending GET
 // urls[i % len(urls)] with the Host header host, one request in flight,
 // each on a connection of its own. Anything but a 200 is an error.
-func httpLoad(ctx context.Context, urls []string, host string, clients int, d time.Duration) (httpRun, error) {
+func httpLoad(ctx context.Context, urls []string, host string, clients int, d time.Duration) (loadRun, error) {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -338,18 +332,5 @@ func httpLoad(ctx context.Context, urls []string, host string, clients int, d ti
 		})
 	}
 	wg.Wait()
-	res := httpRun{wall: time.Since(start)}
-	for _, l := range lats {
-		res.latencies = append(res.latencies, l...)
-	}
-	if parent.Err() != nil {
-		return res, parent.Err()
-	}
-	if failures.count > 0 {
-		return res, fmt.Errorf("%d of %d requests failed: %s", failures.count, failures.count+len(res.latencies), failures.String())
-	}
-	if len(res.latencies) == 0 {
-		return res, errors.New("no request answered")
-	}
-	return res, nil
+	return finishLoad(parent, start, lats, &failures, "requests")
 }
