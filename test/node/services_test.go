@@ -105,7 +105,9 @@ func testUDPEndpointLeaves(t *testing.T, c *cluster) {
 		buf := make([]byte, 256)
 		for i := 0; i < 20; i++ {
 			if _, err := conn.WriteToUDP([]byte("who"), dst); err != nil {
-				t.Fatal(err)
+				// EPERM: the proxy still rejects (no endpoint programmed).
+				time.Sleep(300 * time.Millisecond)
+				continue
 			}
 			_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 			if n, _, err := conn.ReadFromUDP(buf); err == nil {
@@ -114,6 +116,7 @@ func testUDPEndpointLeaves(t *testing.T, c *cluster) {
 		}
 		return ""
 	}
+	waitEndpoints(t, c, ns, "udp", 2)
 	first := ask()
 	if first != "u1" && first != "u2" {
 		t.Fatalf("UDP through the ClusterIP: answer %q", first)
@@ -332,6 +335,10 @@ func testSessionAffinity(t *testing.T, c *cluster) {
 	svc.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
 	svc.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To(int32(60))}}
 	if _, err := c.client.CoreV1().Services(ns).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEndpoints(t, c, ns, "web", 3)
+	if _, err := pollGetPod("http://"+svc.Spec.ClusterIP+"/", "", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // the proxy batches changes for 100 ms
