@@ -387,7 +387,7 @@ func defaults(cfg *Config) error {
 		cfg.Bridge = DefaultBridge
 	}
 	if cfg.ClusterCIDR == "" {
-		cfg.ClusterCIDR = "10.42.0.0/16"
+		cfg.ClusterCIDR = DefaultClusterCIDR
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"

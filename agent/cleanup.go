@@ -72,7 +72,7 @@ func Cleanup(ctx context.Context, cfg Config) error {
 		cleanErr = err
 	}
 	if cfg.ClusterCIDR == "" {
-		cfg.ClusterCIDR = "10.42.0.0/16"
+		cfg.ClusterCIDR = DefaultClusterCIDR
 	}
 	clusterCIDR, err := netip.ParsePrefix(cfg.ClusterCIDR)
 	if err != nil {

@@ -12,6 +12,10 @@ import (
 // namespace) unless Config.Bridge names another.
 const DefaultBridge = "skiff0"
 
+// DefaultClusterCIDR is the pod network unless Config.ClusterCIDR says
+// otherwise (the server's --cluster-cidr default too).
+const DefaultClusterCIDR = "10.42.0.0/16"
+
 // cniConfig is the node's CNI network: a bridge with host-local IPAM on
 // the node's podCIDR, and portmap for hostPorts. Masquerading is one
 // nftables rule for the node (masquerade.go), not the bridge plugin's. IPAM state lives in the

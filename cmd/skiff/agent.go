@@ -103,7 +103,7 @@ node's agent created, and exits.`,
 	f.StringVar(&dataDir, "data-dir", "/var/lib/skiff/agent", "directory for the agent's state (containerd, volumes, logs, certificates)")
 	f.StringVar(&server, "server", "", "URL of a Skiff server, e.g. https://10.0.0.1:6443")
 	f.StringVar(&token, "token", "", "join token (default: $SKIFF_TOKEN)")
-	f.StringVar(&flags.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "the cluster's pod network, as given to the server (routed between nodes, not masqueraded)")
+	f.StringVar(&flags.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "the cluster's pod network, as given to the server (routed between nodes, not masqueraded)")
 	f.BoolVar(&cleanup, "cleanup", false, "remove every container, sandbox, route and nftables table this agent created, then exit")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	return c

@@ -18,6 +18,7 @@ import (
 	"k8s.io/component-base/cli"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 
+	"github.com/skiff-sh/skiff/agent"
 	"github.com/skiff-sh/skiff/cluster"
 	"github.com/skiff-sh/skiff/controlplane"
 )
@@ -104,7 +105,7 @@ func serverCommand() *cobra.Command {
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	f.BoolVar(&noScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
 	f.BoolVar(&noControllers, "disable-controllers", false, "do not run the controllers in this server")
-	f.StringVar(&cpOpts.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "range pod IPs come from (each node gets a /24 of it)")
+	f.StringVar(&cpOpts.ClusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "range pod IPs come from (each node gets a /24 of it)")
 	f.BoolVar(&noAgent, "disable-agent", false, "do not run a node agent (pods) on this server's machine")
 	agentOpts.register(c)
 	f.DurationVar(&cpOpts.NodeGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may stay silent before it is marked Unknown and its pods are evicted")
